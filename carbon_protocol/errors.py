@@ -61,3 +61,36 @@ class ProofError(VerificationError):
     """A Merkle inclusion or consistency proof does not verify."""
 
     code = "bad_proof"
+
+
+class BundleVerificationError(VerificationError):
+    """A proof bundle failed one numbered verification step.
+
+    ``step`` and ``step_name`` say where verification stopped; ``expected`` and
+    ``found`` carry the two values that disagreed, when there are two.
+    """
+
+    code = "bundle_verification_failed"
+
+    def __init__(
+        self,
+        step: int,
+        step_name: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        detail = message
+        if expected is not None or found is not None:
+            detail = f"{message}: expected {expected}, found {found}"
+        super().__init__(f"step {step} ({step_name}) failed: {detail}")
+        self.step = step
+        self.step_name = step_name
+        self.expected = expected
+        self.found = found
+
+    def diagnostics(self) -> dict[str, Any]:
+        out = super().diagnostics()
+        out.update(step=self.step, step_name=self.step_name, expected=self.expected, found=self.found)
+        return out

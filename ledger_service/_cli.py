@@ -1,0 +1,118 @@
+"""``carbon-ledger``: the command line. It parses arguments and calls public functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from carbon_protocol.errors import ProtocolError
+
+from .errors import LedgerError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="carbon-ledger: provable carbon data (signed readings, Merkle log, "
+                       "on-chain anchors, offline proofs).")
+console = Console(stderr=True)
+
+
+def _fail(diag: dict[str, object], exit_code: int = 1) -> None:
+    console.print(f"[bold red]error[/] [{diag.get('code')}] {diag.get('message')}")
+    raise typer.Exit(exit_code)
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    anchor_interval: Annotated[float, typer.Option(help="seconds between anchoring rounds")] = 1.0,
+) -> None:
+    """Run the ledger HTTP service (settings from LEDGER_* environment variables)."""
+    import uvicorn
+
+    from ._internal.anchor_loop import AnchorLoop
+    from .api import create_app
+    from .ledger import Ledger
+
+    try:
+        ledger = Ledger.open()
+    except (LedgerError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    loop = AnchorLoop(ledger, interval=anchor_interval)
+    loop.start()
+    try:
+        uvicorn.run(create_app(ledger), host=host, port=port, log_level="warning")
+    finally:
+        loop.stop()
+
+
+@app.command("export-proof")
+def export_proof(
+    reading_id: str,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write")] = None,
+) -> None:
+    """Write the offline proof bundle of READING_ID (JSON)."""
+    from .ledger import Ledger
+
+    try:
+        bundle = Ledger.open().export_proof(reading_id)
+    except (LedgerError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    text = bundle.model_dump_json(indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def verify(
+    bundle: Path,
+    rpc: Annotated[Optional[str], typer.Option(help="JSON-RPC URL for the on-chain check")] = None,
+    trusted_log_key: Annotated[Optional[list[str]], typer.Option(
+        help="pin a trusted log key id (repeatable)")] = None,
+    min_confirmations: int = 1,
+) -> None:
+    """Verify a proof bundle offline (plus the chain, with --rpc); non-zero exit names the
+    failed step with expected and found values."""
+    from carbon_protocol.chain_view import JsonRpcChainView
+    from carbon_protocol.models import ProofBundle
+    from carbon_protocol.verify import verify_bundle
+
+    try:
+        parsed = ProofBundle.model_validate_json(bundle.read_bytes())
+    except OSError as exc:
+        _fail({"code": "unreadable", "message": f"cannot read {bundle}: {exc}"}, 2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        _fail({"code": "malformed_bundle",
+               "message": f"step 0 (parse) failed: {loc}: {first['msg']}"})
+    chain = JsonRpcChainView(rpc) if rpc else None
+    try:
+        report = verify_bundle(parsed, chain=chain, trusted_log_keys=trusted_log_key,
+                               min_confirmations=min_confirmations)
+    except ProtocolError as exc:
+        _fail(exc.diagnostics())
+    for n, step in enumerate(report.passed, 1):
+        console.print(f"  [green]✓[/] {n}. {step}")
+    if not report.chain_checked:
+        console.print("  [yellow]–[/] 10. chain (skipped: no --rpc given)")
+    console.print(f"[bold green]OK[/] {parsed.reading_id} is in log "
+                  f"{parsed.signed_tree_head.tree_head.log_id} at index {parsed.leaf_index}, "
+                  f"anchored in block {parsed.anchor.block_number} of chain {parsed.anchor.chain_id}")
+
+
+def main() -> None:
+    """Entry point of the ``carbon-ledger`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Database schema and engine: SQLAlchemy Core tables, SQLite or PostgreSQL.
+
+Core (not the ORM) because ingest writes thousands of rows per second in bulk
+``executemany`` statements. Times are stored as RFC 3339 UTC text, which sorts
+correctly and reads the same in both databases.
+
+The Merkle log stores only perfect-subtree hashes (``merkle_nodes``), keyed by a
+single integer ``level << 48 | index`` so a whole inclusion proof is one ``IN``
+query. ``log_state`` holds the tree size and is the row every appender locks, which
+keeps two service processes from forking the log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+__all__ = ["metadata", "make_engine", "node_key", "NODE_LEVEL_SHIFT"]
+
+metadata = MetaData()
+NODE_LEVEL_SHIFT = 48
+
+enterprises = Table(
+    "enterprises",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("enterprise_id", String(200), ForeignKey("enterprises.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("region", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("enterprise_id", String(200), ForeignKey("enterprises.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("site_id", String(200), ForeignKey("sites.id"), nullable=False),
+    Column("gateway_id", String(200), ForeignKey("gateways.id"), nullable=True),
+    Column("quantity", String(32), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("serial", Text, nullable=False),
+    Column("calibration", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+)
+
+device_keys = Table(
+    "device_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("device_id", String(200), ForeignKey("devices.id"), nullable=False, index=True),
+    Column("suite", String(8), nullable=False),
+    Column("public_key", String(130), nullable=False),
+    Column("valid_from", String(20), nullable=False),
+    Column("revoked_at", String(20), nullable=True),
+    Column("revocation_reason", Text, nullable=True),
+)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("device_id", String(200), ForeignKey("devices.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("leaf_data", LargeBinary, nullable=False),
+    Column("measured_at", String(20), nullable=False),
+    Column("received_at", String(20), nullable=False),
+    Column("gap_before", BigInteger, nullable=False, default=0),
+    UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
+)
+Index("ix_readings_device_measured", readings.c.device_id, readings.c.measured_at)
+
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("node", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+log_state = Table(
+    "log_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("log_id", String(200), nullable=False),
+    Column("suite", String(8), nullable=False),
+    Column("tree_size", BigInteger, nullable=False),
+)
+
+tree_heads = Table(
+    "tree_heads",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("signed", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
+anchors = Table(
+    "anchors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tree_size", BigInteger, nullable=False, index=True),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("nonce", BigInteger, nullable=False),
+    Column("tx_hash", String(66), nullable=False, unique=True),
+    Column("raw_tx", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("block_hash", String(66), nullable=True),
+    Column("block_timestamp", BigInteger, nullable=True),
+    Column("submitter", String(42), nullable=False),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("created_at", String(20), nullable=False),
+    Column("updated_at", String(20), nullable=False),
+)
+
+
+def node_key(level: int, index: int) -> int:
+    """The single-integer key of perfect subtree ``(level, index)``."""
+    return (level << NODE_LEVEL_SHIFT) | index
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for SQLite: WAL, full fsync, and ``BEGIN IMMEDIATE`` transactions.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock when a transaction starts, so two
+    appenders serialise on the lock instead of failing with "database is locked"
+    halfway through. ``synchronous=FULL`` makes an acknowledged batch survive power loss,
+    not just a crash of the process.
+    """
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"isolation_level": None, "timeout": 60}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)

@@ -1,0 +1,54 @@
+"""Routes for the Merkle log: tree heads, proofs, anchors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from carbon_protocol.models import SignedTreeHead
+
+from ..models import AnchorPublic, ConsistencyProofPublic, InclusionProofPublic, LogInfo
+from .deps import LedgerDep
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+
+
+@router.get("", response_model=LogInfo)
+def log_info(ledger: LedgerDep) -> Any:
+    return LogInfo(
+        log_id=ledger.settings.log_id, suite=ledger.settings.log_suite,
+        tree_size=ledger.tree_size(), domain=ledger.domain,
+        log_key=ledger.log_key_info().model_dump(), signed_tree_head=ledger.tree_head(),
+    )
+
+
+@router.get("/tree-head", response_model=SignedTreeHead | None)
+def tree_head(ledger: LedgerDep, tree_size: int | None = Query(default=None, ge=1)) -> Any:
+    return ledger.tree_head(tree_size)
+
+
+@router.get("/proof/inclusion", response_model=InclusionProofPublic)
+def inclusion(ledger: LedgerDep, leaf_index: int = Query(ge=0),
+              tree_size: int = Query(ge=1)) -> Any:
+    proof = ledger.inclusion_proof(leaf_index, tree_size)
+    from sqlalchemy import select
+
+    from .._internal.db import readings
+
+    with ledger.engine.connect() as conn:
+        leaf = conn.execute(select(readings.c.leaf_hash)
+                            .where(readings.c.leaf_index == leaf_index)).scalar_one()
+    return InclusionProofPublic(leaf_index=leaf_index, tree_size=tree_size,
+                                leaf_hash=bytes(leaf).hex(), proof=[p.hex() for p in proof])
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProofPublic)
+def consistency(ledger: LedgerDep, size1: int = Query(ge=1), size2: int = Query(ge=1)) -> Any:
+    proof = ledger.consistency_proof(size1, size2)
+    return ConsistencyProofPublic(size1=size1, size2=size2, proof=[p.hex() for p in proof])
+
+
+@router.get("/anchors", response_model=list[AnchorPublic])
+def anchors(ledger: LedgerDep) -> Any:
+    return ledger.anchors()

@@ -1,0 +1,72 @@
+"""Routes for enterprises, sites, gateways, devices and device keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from .. import registry
+from ..models import (
+    DeviceCreate,
+    DeviceKeyCreate,
+    DevicePublic,
+    EnterpriseCreate,
+    EnterprisePublic,
+    GatewayCreate,
+    GatewayPublic,
+    KeyRevoke,
+    SequenceReport,
+    SitePublic,
+    SiteCreate,
+)
+from carbon_protocol.models import DeviceKeyInfo
+
+from .deps import LedgerDep
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+
+
+@router.post("/enterprises", status_code=201, response_model=EnterprisePublic)
+def create_enterprise(body: EnterpriseCreate, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.create_enterprise, body)
+
+
+@router.get("/enterprises/{enterprise_id:path}", response_model=EnterprisePublic)
+def get_enterprise(enterprise_id: str, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.get_enterprise, enterprise_id)
+
+
+@router.post("/sites", status_code=201, response_model=SitePublic)
+def create_site(body: SiteCreate, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.create_site, body)
+
+
+@router.post("/gateways", status_code=201, response_model=GatewayPublic)
+def create_gateway(body: GatewayCreate, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.create_gateway, body)
+
+
+@router.post("/devices", status_code=201, response_model=DevicePublic)
+def create_device(body: DeviceCreate, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.create_device, body)
+
+
+@router.get("/devices/{device_id:path}/sequence", response_model=SequenceReport)
+def device_sequence(device_id: str, ledger: LedgerDep) -> Any:
+    return ledger.sequence_report(device_id)
+
+
+@router.post("/devices/{device_id:path}/keys", status_code=201, response_model=DeviceKeyInfo)
+def add_device_key(device_id: str, body: DeviceKeyCreate, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.add_device_key, device_id, body)
+
+
+@router.post("/devices/{device_id:path}/keys/{key_id}/revoke", response_model=DeviceKeyInfo)
+def revoke_device_key(device_id: str, key_id: str, body: KeyRevoke, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.revoke_device_key, device_id, key_id, body)
+
+
+@router.get("/devices/{device_id:path}", response_model=DevicePublic)
+def get_device(device_id: str, ledger: LedgerDep) -> Any:
+    return ledger.call(registry.get_device, device_id)

@@ -1,0 +1,217 @@
+"""Ingest: verify signed readings, store them once, append their leaves to the log.
+
+Order of checks for each reading (the first failure names the reading's problem):
+
+1. domain: signed for this chain, contract and log (no cross-deployment replay);
+2. key: registered, belongs to the reading's device, valid at receipt time;
+3. signature over the RFC 8785 bytes of the reading;
+4. sequence: a ``(device, seq)`` already stored with the *same* leaf is an idempotent
+   duplicate (same receipt, no new leaf); with a *different* leaf it is a replay and
+   refused; a jump forward is accepted and flagged with the number of missing values.
+
+Verification happens before the database lock is taken; only the duplicate check,
+the appends and the inserts run under it, so the lock is held for milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal
+
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
+
+from carbon_protocol.errors import ProtocolError
+from carbon_protocol.models import Domain, SignedReading
+from carbon_protocol.merkle import leaf_hash
+from carbon_protocol.signing import leaf_bytes, reading_bytes, reading_id, verify_reading
+from carbon_protocol.suites import PublicKey, SuiteName, hash_fn
+
+from ._internal.clock import utc_text
+from ._internal.db import device_keys, devices, readings
+from .errors import (
+    BadSignatureError,
+    LedgerError,
+    ReplayError,
+    RevokedKeyError,
+    UnknownDeviceError,
+    UnknownKeyError,
+    WrongDomainError,
+)
+from .models import Receipt
+
+__all__ = ["Verified", "verify_batch", "store_batch", "Outcome"]
+
+
+@lru_cache(maxsize=65_536)
+def _public_key(suite: SuiteName, raw_hex: str) -> PublicKey:
+    """Parsed keys are immutable, so parsing each once is safe across requests."""
+    return PublicKey.from_hex(suite, raw_hex)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A reading that passed steps 1-3, with its leaf."""
+
+    index: int
+    signed: SignedReading
+    leaf_data: bytes
+    leaf_hash: bytes
+    reading_id: str
+
+
+Outcome = tuple[Literal["accepted", "duplicate"], Receipt] | LedgerError
+"""Per reading: a receipt, new or for an identical earlier submission, or the refusal."""
+
+
+def _check_domain(signed: SignedReading, domain: Domain) -> None:
+    got = signed.reading.domain
+    if got == domain:
+        return
+    for name in ("chain_id", "contract", "log_id"):
+        want, have = getattr(domain, name), getattr(got, name)
+        if want != have:
+            raise WrongDomainError(
+                f"reading {signed.reading.device}#{signed.reading.seq} was signed for "
+                f"{name} {have}, this ledger is {name} {want}", field=name, expected=want,
+                got=have,
+            )
+
+
+def verify_batch(
+    conn: Connection,
+    batch: Sequence[SignedReading],
+    *,
+    domain: Domain,
+    log_suite: SuiteName,
+    prefix: str,
+    now: datetime | None = None,
+) -> tuple[list[Verified], dict[int, LedgerError]]:
+    """Steps 1-3 for every reading; returns the verified ones and the refusals by index."""
+    received = utc_text(now)
+    key_ids = {s.reading.key_id for s in batch}
+    keys = {
+        row.key_id: row
+        for row in conn.execute(select(device_keys).where(device_keys.c.key_id.in_(key_ids)))
+    }
+    device_ids = {s.reading.device for s in batch}
+    known_devices = {
+        row.id for row in conn.execute(select(devices.c.id).where(devices.c.id.in_(device_ids)))
+    }
+    h = hash_fn(log_suite)
+    ok: list[Verified] = []
+    errors: dict[int, LedgerError] = {}
+    for i, signed in enumerate(batch):
+        r = signed.reading
+        label = f"reading {r.device}#{r.seq}"
+        try:
+            _check_domain(signed, domain)
+            if r.device not in known_devices:
+                raise UnknownDeviceError(f"{label}: device {r.device} is not registered",
+                                         device=r.device)
+            key = keys.get(r.key_id)
+            if key is None or key.device_id != r.device:
+                raise UnknownKeyError(f"{label}: key {r.key_id} is not registered for "
+                                      f"device {r.device}", key_id=r.key_id)
+            if received < key.valid_from:
+                raise RevokedKeyError(f"{label}: key {r.key_id} is valid only from "
+                                      f"{key.valid_from}", key_id=r.key_id)
+            if key.revoked_at is not None and received >= key.revoked_at:
+                raise RevokedKeyError(f"{label}: key {r.key_id} was revoked at "
+                                      f"{key.revoked_at}", key_id=r.key_id,
+                                      revoked_at=key.revoked_at)
+            data = reading_bytes(r)
+            try:
+                verify_reading(signed, _public_key(key.suite, key.public_key), reading_data=data)
+            except ProtocolError as exc:
+                raise BadSignatureError(f"{label}: {exc}", key_id=r.key_id) from exc
+        except LedgerError as exc:
+            errors[i] = exc
+            continue
+        leaf_data = leaf_bytes(signed, reading_data=data)
+        leaf = leaf_hash(h, leaf_data)
+        ok.append(Verified(i, signed, leaf_data, leaf, reading_id(prefix, leaf)))
+    return ok, errors
+
+
+def store_batch(
+    conn: Connection,
+    verified: Sequence[Verified],
+    *,
+    log_id: str,
+    first_index: int,
+    now: datetime | None = None,
+) -> tuple[list[Verified], dict[int, Outcome]]:
+    """Step 4 under the log lock: decide duplicates and replays, insert the new readings.
+
+    Returns the readings to append (in leaf order, starting at ``first_index``) and the
+    outcome of every reading given.
+    """
+    received = utc_text(now)
+    pairs = [(v.signed.reading.device, v.signed.reading.seq) for v in verified]
+    stored = {}
+    if pairs:
+        for row in conn.execute(
+            select(readings.c.id, readings.c.device_id, readings.c.seq, readings.c.leaf_hash,
+                   readings.c.leaf_index, readings.c.gap_before)
+            .where(tuple_(readings.c.device_id, readings.c.seq).in_(pairs))
+        ):
+            stored[(row.device_id, row.seq)] = row
+    last_seq = {
+        row.id: row.last_seq
+        for row in conn.execute(
+            select(devices.c.id, devices.c.last_seq)
+            .where(devices.c.id.in_({d for d, _ in pairs}))
+        )
+    }
+    outcomes: dict[int, Outcome] = {}
+    fresh: list[Verified] = []
+    rows = []
+    taken: dict[tuple[str, int], Receipt] = {}
+    next_index = first_index
+    for v in verified:
+        r = v.signed.reading
+        key = (r.device, r.seq)
+        prior = stored.get(key)
+        if prior is not None or key in taken:
+            prior_leaf = bytes(prior.leaf_hash) if prior is not None else bytes.fromhex(
+                taken[key].leaf_hash)
+            if prior_leaf != v.leaf_hash:
+                outcomes[v.index] = ReplayError(
+                    f"reading {r.device}#{r.seq}: sequence number already used by another "
+                    f"reading (leaf {prior_leaf.hex()[:16]}…), this one is leaf "
+                    f"{v.leaf_hash.hex()[:16]}…", device=r.device, seq=r.seq)
+            elif prior is not None:
+                outcomes[v.index] = ("duplicate", Receipt(
+                    reading_id=prior.id, device=r.device, seq=r.seq,
+                    leaf_index=prior.leaf_index, leaf_hash=v.leaf_hash.hex(), log_id=log_id,
+                    gap_before=prior.gap_before,
+                ))
+            else:
+                outcomes[v.index] = ("duplicate", taken[key])
+            continue
+        last = last_seq.get(r.device, 0)
+        gap = r.seq - last - 1 if r.seq > last + 1 else 0
+        last_seq[r.device] = max(last, r.seq)
+        receipt = Receipt(reading_id=v.reading_id, device=r.device, seq=r.seq,
+                          leaf_index=next_index, leaf_hash=v.leaf_hash.hex(), log_id=log_id,
+                          gap_before=gap)
+        taken[key] = receipt
+        outcomes[v.index] = ("accepted", receipt)
+        rows.append({
+            "id": v.reading_id, "device_id": r.device, "seq": r.seq, "leaf_index": next_index,
+            "leaf_hash": v.leaf_hash, "leaf_data": v.leaf_data, "measured_at": r.measured_at,
+            "received_at": received, "gap_before": gap,
+        })
+        fresh.append(v)
+        next_index += 1
+    if rows:
+        conn.execute(insert(readings), rows)
+        conn.execute(
+            update(devices).where(devices.c.id == bindparam("dev"))
+            .values(last_seq=bindparam("seq")),
+            [{"dev": d, "seq": s} for d, s in last_seq.items()],
+        )
+    return fresh, outcomes

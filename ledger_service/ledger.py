@@ -1,0 +1,298 @@
+"""The ledger: one object that owns the database, the Merkle log, the log key and the chain.
+
+The HTTP API, the CLI and the demo all drive this class; none of them touches tables
+directly. It is safe to share between threads (appends serialise on a lock and on the
+database's own lock) and between processes on one database (the ``log_state`` row
+lock keeps the log linear).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine, func, select
+
+from carbon_protocol.chain_view import log_key as log_key_of
+from carbon_protocol.models import (
+    AnchorRef,
+    Domain,
+    ProofBundle,
+    PublicKeyInfo,
+    SignedReading,
+    SignedTreeHead,
+    TreeHead,
+)
+from carbon_protocol.signing import sign_tree_head
+from carbon_protocol.suites import PrivateKey
+
+from . import registry
+from ._internal.clock import utc_text
+from ._internal.faults import crash_point
+from ._internal.db import anchors, make_engine, metadata, readings, tree_heads
+from ._internal.log_store import MerkleLog
+from .anchoring import Anchorer, AnchorEvent
+from .errors import InvalidInputError, LedgerError, NotFoundError
+from .ingest import Outcome, store_batch, verify_batch
+from .models import (
+    AnchorPublic,
+    IngestItem,
+    IngestResult,
+    Problem,
+    Receipt,
+    SequenceReport,
+)
+from .settings import Settings
+
+__all__ = ["Ledger", "load_or_create_key"]
+
+
+def load_or_create_key(path: Path, suite: str) -> PrivateKey:
+    """Load a PEM private key, or create one readable by its owner only (0600)."""
+    if path.exists():
+        key = PrivateKey.from_pem(path.read_bytes())
+        if key.suite != suite:
+            raise LedgerError(f"key file {path} holds a {key.suite} key, settings want {suite}")
+        return key
+    key = PrivateKey.generate(suite)  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.to_pem())
+    return key
+
+
+class Ledger:
+    """The ledger service's core, independent of HTTP."""
+
+    def __init__(self, settings: Settings, engine: Engine, chain: object,
+                 log_key: PrivateKey) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.chain = chain
+        self.log_key = log_key
+        self.log = MerkleLog(settings.log_id, settings.log_suite)
+        self.domain = Domain(
+            chain_id=int(chain.chain_id),  # type: ignore[attr-defined]
+            contract=str(chain.contract_address).lower(),  # type: ignore[attr-defined]
+            log_id=settings.log_id,
+        )
+        self.anchorer = Anchorer(
+            engine, chain, settings.log_id, every_leaves=settings.anchor_every_leaves,
+            every_seconds=settings.anchor_every_seconds, confirmations=settings.confirmations,
+        )
+        self._append_lock = threading.Lock()
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            self.log.ensure_state(conn)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, chain: object | None = None) -> Ledger:
+        """Open (or create) the ledger the settings describe, connecting to its chain."""
+        from ._internal.chain import ChainClient
+
+        settings = settings or Settings()
+        if chain is None:
+            if settings.chain == "embedded":
+                chain = ChainClient.embedded()
+            else:
+                chain = ChainClient.connect(
+                    str(settings.rpc_url), str(settings.anchor_private_key),
+                    str(settings.contract_address), expected_chain_id=settings.chain_id,
+                )
+        engine = make_engine(settings.resolved_database_url)
+        key = load_or_create_key(settings.resolved_log_key_file, settings.log_suite)
+        ledger = cls(settings, engine, chain, key)
+        ledger.anchorer.send_pending()
+        ledger.anchorer.verify_latest_final()
+        return ledger
+
+    # -- registry -------------------------------------------------------------------
+    def call(self, fn: object, *args: object, **kwargs: object) -> object:
+        """Run a :mod:`registry` function in its own transaction."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)  # type: ignore[operator]
+
+    # -- ingest ---------------------------------------------------------------------
+    def _outcomes(self, batch: Sequence[SignedReading], now: datetime | None) -> list[Outcome]:
+        if len(batch) > self.settings.max_batch:
+            raise InvalidInputError(f"batch of {len(batch)} readings exceeds the limit of "
+                                    f"{self.settings.max_batch}")
+        with self.engine.connect() as conn:
+            verified, errors = verify_batch(
+                conn, batch, domain=self.domain, log_suite=self.settings.log_suite,
+                prefix=self.settings.prefix, now=now,
+            )
+            conn.rollback()
+        outcomes: dict[int, Outcome] = dict(errors)
+        if verified:
+            with self._append_lock:
+                with self.engine.begin() as conn:
+                    size = self.log.locked_size(conn)
+                    fresh, stored = store_batch(conn, verified, log_id=self.settings.log_id,
+                                                first_index=size, now=now)
+                    frontier = self.log.append(conn, size, [v.leaf_hash for v in fresh])
+                    crash_point("ledger.before_commit")
+                self.log.commit_frontier(frontier)
+                crash_point("ledger.after_commit")
+            outcomes.update(stored)
+        return [outcomes[i] for i in range(len(batch))]
+
+    def ingest(self, batch: Sequence[SignedReading], *, now: datetime | None = None) -> IngestResult:
+        """Verify, store and append a batch; every reading gets a receipt or a typed error."""
+        items = []
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for i, out in enumerate(self._outcomes(batch, now)):
+            if isinstance(out, LedgerError):
+                items.append(IngestItem(index=i, status="rejected",
+                                        error=Problem(**out.diagnostics())))
+                counts["rejected"] += 1
+            else:
+                status, receipt = out
+                items.append(IngestItem(index=i, status=status, receipt=receipt))
+                counts[status] += 1
+        return IngestResult(accepted=counts["accepted"], duplicates=counts["duplicate"],
+                            rejected=counts["rejected"], items=items)
+
+    def ingest_one(
+        self, signed: SignedReading, *, now: datetime | None = None
+    ) -> tuple[Literal["accepted", "duplicate"], Receipt]:
+        """Ingest a single reading; raises its typed :class:`LedgerError` if refused."""
+        out = self._outcomes([signed], now)[0]
+        if isinstance(out, LedgerError):
+            raise out
+        return out
+
+    # -- tree heads and proofs ------------------------------------------------------
+    def tree_size(self) -> int:
+        with self.engine.connect() as conn:
+            return self.log.size(conn)
+
+    def log_key_info(self) -> PublicKeyInfo:
+        pub = self.log_key.public_key()
+        return PublicKeyInfo(suite=pub.suite, public_key=pub.hex(), key_id=pub.key_id)
+
+    def _sign_head(self, size: int, root: bytes) -> SignedTreeHead:
+        pub = self.log_key.public_key()
+        head = TreeHead(log_id=self.settings.log_id, suite=self.settings.log_suite,
+                        key_id=pub.key_id, tree_size=size, root_hash=root.hex(),
+                        timestamp=utc_text())
+        return sign_tree_head(head, self.log_key)
+
+    def tree_head(self, size: int | None = None) -> SignedTreeHead | None:
+        """The signed tree head at ``size`` (default: current), signing it if new."""
+        with self.engine.begin() as conn:
+            current = self.log.size(conn)
+            size = current if size is None else size
+            if size == 0:
+                return None
+            if size > current:
+                raise NotFoundError(f"tree size {size} is beyond the log ({current})")
+            row = conn.execute(select(tree_heads.c.signed)
+                               .where(tree_heads.c.tree_size == size)).first()
+            if row is not None:
+                return SignedTreeHead.model_validate_json(row.signed)
+            sth = self._sign_head(size, self.log.root(conn, size))
+            conn.execute(tree_heads.insert().values(
+                tree_size=size, root_hash=bytes.fromhex(sth.tree_head.root_hash),
+                signed=sth.model_dump_json(), created_at=sth.tree_head.timestamp))
+            return sth
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            return self.log.inclusion_proof(conn, index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            return self.log.consistency_proof(conn, size1, size2)
+
+    # -- anchoring ------------------------------------------------------------------
+    def anchor_tick(self, *, force: bool = False, now: datetime | None = None) -> list[AnchorEvent]:
+        """One round of the anchoring loop: anchor the head if due, send, track."""
+        with self.engine.begin() as conn:
+            size = self.log.size(conn)
+            due = self.anchorer.due(conn, size, now) or (
+                force and size > 0 and (self.anchorer.last_anchor(conn) or (0, ""))[0] < size)
+        if due:
+            sth = self.tree_head(size)
+            assert sth is not None
+            with self.engine.begin() as conn:
+                self.anchorer.record(conn, size, bytes.fromhex(sth.tree_head.root_hash))
+        self.anchorer.send_pending()
+        return self.anchorer.track()
+
+    def anchors(self) -> list[AnchorPublic]:
+        head = int(self.chain.block_number())  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(anchors).order_by(anchors.c.id)).mappings().all()
+        return [
+            AnchorPublic(
+                tree_size=r["tree_size"], root_hash=bytes(r["root_hash"]).hex(),
+                tx_hash=r["tx_hash"], nonce=r["nonce"], status=r["status"],
+                block_number=r["block_number"], block_hash=r["block_hash"],
+                block_timestamp=r["block_timestamp"],
+                confirmations=None if r["block_number"] is None
+                else head - r["block_number"] + 1,
+            )
+            for r in rows
+        ]
+
+    # -- evidence -------------------------------------------------------------------
+    def export_proof(self, reading_id: str) -> ProofBundle:
+        """The proof bundle of one reading against the first final anchor covering it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(readings).where(readings.c.id == reading_id)).mappings().first()
+            if row is None:
+                raise NotFoundError(f"reading {reading_id} is not stored", id=reading_id)
+            signed = SignedReading.model_validate_json(bytes(row["leaf_data"]))
+            anchor = conn.execute(
+                select(anchors).where(anchors.c.status == "final",
+                                      anchors.c.tree_size > row["leaf_index"])
+                .order_by(anchors.c.tree_size).limit(1)
+            ).mappings().first()
+            if anchor is None:
+                raise NotFoundError(f"reading {reading_id} is not yet covered by a final "
+                                    "anchor; try again after the next anchor", id=reading_id)
+            size = int(anchor["tree_size"])
+            proof = self.log.inclusion_proof(conn, int(row["leaf_index"]), size)
+            key = registry.device_key_info(conn, signed.reading.key_id)
+        sth = self.tree_head(size)
+        assert sth is not None
+        return ProofBundle(
+            reading_id=reading_id, signed_reading=signed, device_key=key,
+            leaf_index=int(row["leaf_index"]), leaf_hash=bytes(row["leaf_hash"]).hex(),
+            inclusion_proof=[p.hex() for p in proof], signed_tree_head=sth,
+            log_key=self.log_key_info(),
+            anchor=AnchorRef(
+                chain_id=self.domain.chain_id, contract=self.domain.contract,
+                log_key=log_key_of(self.settings.log_id).hex(), tree_size=size,
+                root_hash=bytes(anchor["root_hash"]).hex(), tx_hash=anchor["tx_hash"],
+                block_number=anchor["block_number"], block_hash=anchor["block_hash"],
+                block_timestamp=anchor["block_timestamp"], submitter=anchor["submitter"],
+            ),
+        )
+
+    def sequence_report(self, device_id: str) -> SequenceReport:
+        """Received count, range and missing sequence numbers of one device."""
+        with self.engine.connect() as conn:
+            registry.get_device(conn, device_id)
+            seqs = [int(s) for (s,) in conn.execute(
+                select(readings.c.seq).where(readings.c.device_id == device_id)
+                .order_by(readings.c.seq))]
+        missing: list[tuple[int, int]] = []
+        expected = 1
+        for s in seqs:
+            if s > expected:
+                missing.append((expected, s - 1))
+            expected = s + 1
+        return SequenceReport(device=device_id, count=len(seqs),
+                              first_seq=seqs[0] if seqs else None,
+                              last_seq=seqs[-1] if seqs else None, missing=missing)
+
+    def reading_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
