@@ -96,11 +96,19 @@ class Anchorer:
         nonce = self._next_nonce(conn)
         tx = self.chain.sign_anchor_tx(self.log_key, tree_size, root, nonce=nonce)  # type: ignore[attr-defined]
         now = utc_text()
-        conn.execute(insert(anchors).values(
-            tree_size=tree_size, root_hash=root, nonce=tx.nonce, tx_hash=tx.tx_hash,
-            raw_tx=tx.raw, status="signed", submitter=str(self.chain.account).lower(),  # type: ignore[attr-defined]
-            attempts=0, created_at=now, updated_at=now,
-        ))
+        existing = conn.execute(select(anchors.c.id).where(anchors.c.tx_hash == tx.tx_hash)).first()
+        if existing is not None:
+            # The very same transaction (same nonce, same fields) was made before and
+            # then lost, e.g. with a chain that restarted empty: send it again as is.
+            conn.execute(update(anchors).where(anchors.c.id == existing.id).values(
+                status="signed", block_number=None, block_hash=None, block_timestamp=None,
+                updated_at=now))
+        else:
+            conn.execute(insert(anchors).values(
+                tree_size=tree_size, root_hash=root, nonce=tx.nonce, tx_hash=tx.tx_hash,
+                raw_tx=tx.raw, status="signed", submitter=str(self.chain.account).lower(),  # type: ignore[attr-defined]
+                attempts=0, created_at=now, updated_at=now,
+            ))
         return str(tx.tx_hash)
 
     def send_pending(self) -> int:

@@ -9,6 +9,7 @@ lock keeps the log linear).
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -59,11 +60,16 @@ def load_or_create_key(path: Path, suite: str) -> PrivateKey:
             raise LedgerError(f"key file {path} holds a {key.suite} key, settings want {suite}")
         return key
     key = PrivateKey.generate(suite)  # type: ignore[arg-type]
+    _write_private(path, key.to_pem())
+    return key
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by its owner only (0600); never overwrite."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key.to_pem())
-    return key
+        fh.write(data)
 
 
 class Ledger:
@@ -98,7 +104,13 @@ class Ledger:
         settings = settings or Settings()
         if chain is None:
             if settings.chain == "embedded":
-                chain = ChainClient.embedded()
+                # A fixed anchoring key per data directory deploys the contract at the
+                # same address (its nonce 0) on every start, so the signing domain of an
+                # embedded deployment survives restarts of its in-memory chain.
+                key_file = settings.data_dir / "embedded_anchor_key.hex"
+                if not key_file.exists():
+                    _write_private(key_file, secrets.token_hex(32).encode())
+                chain = ChainClient.embedded(private_key=key_file.read_text().strip())
             else:
                 chain = ChainClient.connect(
                     str(settings.rpc_url), str(settings.anchor_private_key),

@@ -65,37 +65,57 @@ def ledger_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         ledger.engine.dispose()
 
 
-@pytest.fixture
-def ledger(ledger_factory: Callable[..., Any]) -> Any:
-    """A fresh ledger (SM3 log) with one enterprise and one site registered."""
+def seed_ledger(led: Any) -> Any:
+    """Register the test enterprise and its site."""
     from ledger_service import registry
     from ledger_service.models import EnterpriseCreate, SiteCreate
 
-    led = ledger_factory()
     led.call(registry.create_enterprise, EnterpriseCreate(id=ENTERPRISE, name="Test Steel"))
     led.call(registry.create_site, SiteCreate(id=SITE, enterprise_id=ENTERPRISE, name="Plant",
                                               region="Liaoning"))
     return led
 
 
-@pytest.fixture
-def make_device(ledger: Any) -> Callable[..., Device]:
-    """Register a device with a fresh key of the given suite."""
+_device_numbers = itertools.count(1)
+
+
+def new_device(led: Any, suite: str = "sm", valid_from: str = "2026-01-01T00:00:00Z") -> Device:
+    """Register a device with a fresh key of ``suite`` in ``led``."""
     from ledger_service import registry
     from ledger_service.models import DeviceCreate, DeviceKeyCreate
 
-    counter = itertools.count(1)
+    ident = f"86.1000.1/dev.m{next(_device_numbers):04d}"
+    led.call(registry.create_device, DeviceCreate(
+        id=ident, site_id=SITE, quantity="active_energy", unit="kWh", serial=ident))
+    key = PrivateKey.generate(suite)  # type: ignore[arg-type]
+    led.call(registry.add_device_key, ident, DeviceKeyCreate(
+        suite=suite, public_key=key.public_key().hex(), valid_from=valid_from))  # type: ignore[arg-type]
+    return Device(ident, key, led.domain)
 
-    def make(suite: str = "sm", valid_from: str = "2026-01-01T00:00:00Z") -> Device:
-        ident = f"86.1000.1/dev.m{next(counter):04d}"
-        ledger.call(registry.create_device, DeviceCreate(
-            id=ident, site_id=SITE, quantity="active_energy", unit="kWh", serial=ident))
-        key = PrivateKey.generate(suite)  # type: ignore[arg-type]
-        ledger.call(registry.add_device_key, ident, DeviceKeyCreate(
-            suite=suite, public_key=key.public_key().hex(), valid_from=valid_from))  # type: ignore[arg-type]
-        return Device(ident, key, ledger.domain)
 
-    return make
+@pytest.fixture
+def seeded_ledger(ledger_factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Factory: a fresh ledger with the given settings, enterprise and site registered."""
+    return lambda **settings: seed_ledger(ledger_factory(**settings))
+
+
+@pytest.fixture
+def device_factory() -> Callable[..., Device]:
+    """``new_device(ledger, suite=..., valid_from=...)``."""
+    return new_device
+
+
+@pytest.fixture
+def ledger(seeded_ledger: Callable[..., Any]) -> Any:
+    """A fresh ledger (SM3 log) with one enterprise and one site registered."""
+    return seeded_ledger()
+
+
+@pytest.fixture
+def make_device(ledger: Any) -> Callable[..., Device]:
+    """Register a device with a fresh key of the given suite in ``ledger``."""
+    return lambda suite="sm", valid_from="2026-01-01T00:00:00Z": new_device(
+        ledger, suite, valid_from)
 
 
 @pytest.fixture
