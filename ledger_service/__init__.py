@@ -1,0 +1,1 @@
+"""The ledger service: registry, ingest, Merkle log, anchoring, proofs, HTTP API."""
