@@ -109,6 +109,21 @@ def verify(
                   f"anchored in block {parsed.anchor.block_number} of chain {parsed.anchor.chain_id}")
 
 
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its files (wiped)")] = Path(
+        "var/demo"),
+    days: Annotated[int, typer.Option(min=1, max=366, help="days of readings")] = 30,
+) -> None:
+    """Run the whole trust chain on the embedded default (SQLite + in-process EVM)."""
+    from .demo import run_demo
+
+    summary = run_demo(data_dir, days=days, console=Console())
+    ok = (summary.rejected == 0 and summary.tamper_step is not None
+          and len(summary.verified_steps) == 10)
+    raise typer.Exit(0 if ok else 1)
+
+
 def main() -> None:
     """Entry point of the ``carbon-ledger`` script."""
     app()
