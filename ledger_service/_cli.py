@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from carbon_protocol.errors import ProtocolError
 
@@ -18,11 +19,12 @@ from .errors import LedgerError
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="carbon-ledger: provable carbon data (signed readings, Merkle log, "
                        "on-chain anchors, offline proofs).")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(diag: dict[str, object], exit_code: int = 1) -> None:
-    console.print(f"[bold red]error[/] [{diag.get('code')}] {diag.get('message')}")
+    code, message = escape(f"[{diag.get('code')}]"), escape(str(diag.get("message")))
+    console.print(f"[bold red]error[/] {code} {message}")
     raise typer.Exit(exit_code)
 
 
