@@ -1,0 +1,232 @@
+"""``carbon-gateway``: the command line. It parses arguments and calls public functions.
+
+Settings come from ``GATEWAY_*`` environment variables (:class:`GatewaySettings`);
+``--ledger`` overrides ``GATEWAY_LEDGER_URL``. Exit codes: 0 success, 1 a gateway
+error (printed with its code), 2 bad settings or arguments, 3 the ledger is
+unreachable (nothing lost: run ``flush`` again later).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from carbon_protocol.errors import ProtocolError
+
+from .errors import CsvImportError, GatewayError, LedgerUnavailableError
+from .gateway import DeviceSpec, Gateway, Organisation, default_fleet
+from .settings import GatewaySettings
+from .simulator import KIND_QUANTITY
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="carbon-gateway: sign meter readings at the edge and deliver them to "
+                       "the carbon ledger, losing and doubling nothing.")
+console = Console(stderr=True, soft_wrap=True)
+
+LedgerOpt = Annotated[Optional[str], typer.Option(
+    "--ledger", help="ledger URL (default: GATEWAY_LEDGER_URL)")]
+
+
+def _fail(diag: dict[str, Any], exit_code: int = 1) -> NoReturn:
+    code = escape(f"[{diag.get('code')}]")
+    console.print(f"[bold red]error[/] {code} {escape(str(diag.get('message')))}",
+                  highlight=False)
+    raise typer.Exit(exit_code)
+
+
+def _settings(ledger: str | None = None) -> GatewaySettings:
+    try:
+        return GatewaySettings(**({"ledger_url": ledger} if ledger else {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail({"code": "invalid_settings",
+               "message": f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"}, 2)
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a public function, turning our error families into exit codes."""
+    try:
+        return fn(*args, **kwargs)
+    except CsvImportError as exc:
+        console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.file}')}: nothing "
+                      f"imported, {len(exc.problems)} problem(s):", highlight=False)
+        for p in exc.problems[:50]:
+            console.print(f"  {escape(str(p))}", highlight=False)
+        raise typer.Exit(1) from None
+    except LedgerUnavailableError as exc:
+        _fail(exc.diagnostics(), 3)
+    except (GatewayError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+
+
+def _open(settings: GatewaySettings) -> Gateway:
+    return _run(Gateway.from_settings, settings)  # type: ignore[no-any-return]
+
+
+@app.command()
+def provision(
+    meter: Annotated[Optional[list[str]], typer.Option(
+        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas, heat (repeatable; "
+                        "default: one meter of each kind)")] = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Register enterprise, site, gateway and meters with the ledger; create device keys."""
+    s = _settings(ledger)
+    org = Organisation.from_settings(s)
+    if meter:
+        specs = []
+        for item in meter:
+            kind, sep, device = item.partition("=")
+            if not sep or kind not in KIND_QUANTITY:
+                _fail({"code": "invalid_argument",
+                       "message": f"--meter {item!r}: expected KIND=DEVICE_ID with KIND one of "
+                                  f"{', '.join(KIND_QUANTITY)}"}, 2)
+            specs.append(DeviceSpec.for_kind(device, kind, org.site_id))  # type: ignore[arg-type]
+    else:
+        specs = default_fleet(s.prefix, org.site_id)
+    with _open(s) as gw:
+        domain = _run(gw.connect)
+        _run(gw.ensure_organisation, org)
+        for spec in specs:
+            pub = _run(gw.provision, spec)
+            console.print(f"provisioned {spec.device_id} ({spec.quantity}, {spec.unit}) "
+                          f"key {pub.suite}:{pub.key_id}", highlight=False)
+    console.print(f"domain: chain {domain.chain_id}, contract {domain.contract}, "
+                  f"log {domain.log_id}", highlight=False)
+
+
+def _parse_start(text: str | None, default: datetime) -> datetime:
+    if text is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail({"code": "invalid_argument",
+               "message": f"--start {text!r} is not an ISO date or time"}, 2)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@app.command()
+def simulate(
+    days: Annotated[float, typer.Option(min=0, help="how many days to simulate")] = 1.0,
+    start: Annotated[Optional[str], typer.Option(
+        help="first moment (ISO, UTC); default GATEWAY_SIM_ORIGIN")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="default GATEWAY_SEED")] = None,
+) -> None:
+    """Record simulated 15-minute readings of every provisioned meter (idempotent)."""
+    s = _settings()
+    begin = _parse_start(start, s.sim_origin)
+    with Gateway(s.data_dir, suite=s.suite) as gw:
+        result = _run(gw.simulate, begin, days, seed=s.seed if seed is None else seed,
+                      origin=s.sim_origin)
+    console.print(f"recorded {result.recorded} new readings, {result.unchanged} already "
+                  "recorded", highlight=False)
+    for device, (a, b) in sorted(result.seqs.items()):
+        console.print(f"  {device}: seq {a}..{b}", highlight=False)
+
+
+@app.command("import-csv")
+def import_csv(file: Path) -> None:
+    """Import a CSV file (device,measured_at,quantity,unit,value,cumulative,quality),
+    all rows or none."""
+    s = _settings()
+    with Gateway(s.data_dir, suite=s.suite) as gw:
+        result = _run(gw.import_csv, file)
+    console.print(f"{file}: recorded {result.recorded} new readings, {result.unchanged} "
+                  "already recorded", highlight=False)
+
+
+@app.command()
+def flush(
+    ledger: LedgerOpt = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Deliver pending readings to the ledger, retrying with backoff."""
+    s = _settings(ledger)
+    with _open(s) as gw:
+        if quiet or not console.is_terminal:
+            report = _run(gw.flush)
+        else:
+            with Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("upload", total=None)
+                report = _run(gw.flush, on_progress=lambda p: bar.update(
+                    task, completed=p.settled, total=p.total))
+    console.print(f"accepted {report.accepted}, duplicates {report.duplicates}, rejected "
+                  f"{report.rejected} in {report.batches} batch(es), {report.retries} "
+                  "retries", highlight=False)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    limit: Annotated[int, typer.Option(help="dead letters to list")] = 20,
+) -> None:
+    """Readings per state, each device's next sequence number, and the dead letters."""
+    s = _settings()
+    with Gateway(s.data_dir, suite=s.suite) as gw:
+        st = gw.status(dead_letter_limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "counts": st.counts,
+            "devices": [{"device": d.device, "quantity": d.quantity, "unit": d.unit,
+                         "next_seq": d.next_seq} for d in st.devices],
+            "dead_letters": [{"id": e.id, "device": e.device, "seq": e.seq,
+                              "measured_at": e.measured_at, "error_code": e.error_code,
+                              "error": e.error} for e in st.dead_letters],
+            "domain": None if st.domain is None else st.domain.model_dump(),
+        }, indent=2) + "\n")
+        return
+    console.print(f"pending {st.counts['pending']}, acked {st.counts['acked']}, rejected "
+                  f"{st.counts['rejected']}", highlight=False)
+    table = Table("device", "quantity", "unit", "next seq")
+    for d in st.devices:
+        table.add_row(d.device, d.quantity, d.unit, str(d.next_seq))
+    console.print(table)
+    if st.dead_letters:
+        dead = Table("id", "device", "seq", "measured at", "error", title="dead letters")
+        for e in st.dead_letters:
+            msg = (e.error or {}).get("message", "")
+            dead.add_row(str(e.id), e.device, str(e.seq), e.measured_at,
+                         escape(f"{e.error_code}: {msg}"))
+        console.print(dead)
+
+
+@app.command()
+def requeue(
+    code: Annotated[Optional[str], typer.Option(help="only dead letters with this error code")]
+    = None,
+) -> None:
+    """Put rejected readings back in the queue, unchanged (e.g. after registering a key)."""
+    s = _settings()
+    with Gateway(s.data_dir, suite=s.suite) as gw:
+        n = gw.outbox.requeue(code=code)
+    console.print(f"re-queued {n} reading(s)", highlight=False)
+
+
+@app.command("rotate-key")
+def rotate_key(device: str, ledger: LedgerOpt = None) -> None:
+    """Replace a device's key (the old one is archived) and register the new one."""
+    s = _settings(ledger)
+    with _open(s) as gw:
+        pub = _run(gw.rotate_key, device)
+    console.print(f"{device}: new key {pub.suite}:{pub.key_id}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``carbon-gateway`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

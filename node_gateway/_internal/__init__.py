@@ -1,0 +1,1 @@
+"""Internals of the node gateway (not public API)."""
