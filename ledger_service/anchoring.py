@@ -177,24 +177,28 @@ class Anchorer:
         return events
 
     def verify_latest_final(self) -> bool:
-        """Check that the newest final anchor is still on chain; mark it dropped if not.
+        """Check that the newest final anchor is still on chain; if not, walk back and
+        mark every vanished final anchor ``replaced``, so no proof cites it.
 
-        Cheap enough for every start: one ``eth_call``. An embedded (in-memory) chain
-        forgets everything when its process ends, and this is how the ledger notices.
+        Cheap on every start: one ``eth_call`` while the chain is intact. An embedded
+        (in-memory) chain forgets everything when its process ends, and this is how the
+        ledger notices; the next anchoring round then anchors the current head again.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(anchors).where(anchors.c.status == "final")
-                .order_by(anchors.c.tree_size.desc()).limit(1)
-            ).mappings().first()
-        if row is None:
-            return True
-        rec = self.chain.anchor_of(self.log_key, int(row["tree_size"]))  # type: ignore[attr-defined]
-        if rec is not None and rec.root == bytes(row["root_hash"]):
+            rows = conn.execute(
+                select(anchors.c.id, anchors.c.tree_size, anchors.c.root_hash)
+                .where(anchors.c.status == "final").order_by(anchors.c.tree_size.desc())
+            ).all()
+        vanished = []
+        for row in rows:
+            rec = self.chain.anchor_of(self.log_key, int(row.tree_size))  # type: ignore[attr-defined]
+            if rec is not None and rec.root == bytes(row.root_hash):
+                break
+            vanished.append(row.id)
+        if not vanished:
             return True
         with self.engine.begin() as conn:
-            conn.execute(update(anchors).where(anchors.c.id == row["id"]).values(
+            conn.execute(update(anchors).where(anchors.c.id.in_(vanished)).values(
                 status="replaced", updated_at=utc_text()))
-        log.warning("anchor of tree size %s is no longer on chain; will re-anchor",
-                    row["tree_size"])
+        log.warning("%d final anchors are no longer on chain; will re-anchor", len(vanished))
         return False

@@ -126,7 +126,7 @@ def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
     listed = ledger.anchors()
     summary.anchors = len(listed)
     summary.final_anchors = sum(a.status == "final" for a in listed)
-    with ledger.engine.connect() as conn:
+    with ledger.reader.connect() as conn:
         summary.gas_per_anchor = int(conn.execute(
             select(func.max(anchors.c.gas_used)).where(anchors.c.status == "final")
         ).scalar_one() or 0)

@@ -34,7 +34,7 @@ from carbon_protocol.suites import PrivateKey
 from . import registry
 from ._internal.clock import utc_text
 from ._internal.faults import crash_point
-from ._internal.db import anchors, make_engine, metadata, readings, tree_heads
+from ._internal.db import anchors, make_engine, metadata, reader, readings, tree_heads
 from ._internal.log_store import MerkleLog
 from .anchoring import Anchorer, AnchorEvent
 from .errors import InvalidInputError, LedgerError, NotFoundError
@@ -79,6 +79,7 @@ class Ledger:
                  log_key: PrivateKey) -> None:
         self.settings = settings
         self.engine = engine
+        self.reader = reader(engine)
         self.chain = chain
         self.log_key = log_key
         self.log = MerkleLog(settings.log_id, settings.log_suite)
@@ -134,7 +135,7 @@ class Ledger:
         if len(batch) > self.settings.max_batch:
             raise InvalidInputError(f"batch of {len(batch)} readings exceeds the limit of "
                                     f"{self.settings.max_batch}")
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             verified, errors = verify_batch(
                 conn, batch, domain=self.domain, log_suite=self.settings.log_suite,
                 prefix=self.settings.prefix, now=now,
@@ -181,7 +182,7 @@ class Ledger:
 
     # -- tree heads and proofs ------------------------------------------------------
     def tree_size(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self.log.size(conn)
 
     def log_key_info(self) -> PublicKeyInfo:
@@ -215,11 +216,11 @@ class Ledger:
             return sth
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self.log.inclusion_proof(conn, index, size)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self.log.consistency_proof(conn, size1, size2)
 
     # -- anchoring ------------------------------------------------------------------
@@ -239,7 +240,7 @@ class Ledger:
 
     def anchors(self) -> list[AnchorPublic]:
         head = int(self.chain.block_number())  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(anchors).order_by(anchors.c.id)).mappings().all()
         return [
             AnchorPublic(
@@ -256,7 +257,7 @@ class Ledger:
     # -- evidence -------------------------------------------------------------------
     def export_proof(self, reading_id: str) -> ProofBundle:
         """The proof bundle of one reading against the first final anchor covering it."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(readings).where(readings.c.id == reading_id)).mappings().first()
             if row is None:
                 raise NotFoundError(f"reading {reading_id} is not stored", id=reading_id)
@@ -290,7 +291,7 @@ class Ledger:
 
     def sequence_report(self, device_id: str) -> SequenceReport:
         """Received count, range and missing sequence numbers of one device."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             registry.get_device(conn, device_id)
             seqs = [int(s) for (s,) in conn.execute(
                 select(readings.c.seq).where(readings.c.device_id == device_id)
@@ -305,6 +306,15 @@ class Ledger:
                               first_seq=seqs[0] if seqs else None,
                               last_seq=seqs[-1] if seqs else None, missing=missing)
 
+    def leaf_hash(self, index: int) -> bytes:
+        """The stored leaf hash at ``index``."""
+        with self.reader.connect() as conn:
+            leaf = conn.execute(select(readings.c.leaf_hash)
+                                .where(readings.c.leaf_index == index)).scalar_one_or_none()
+        if leaf is None:
+            raise NotFoundError(f"no leaf at index {index}", leaf_index=index)
+        return bytes(leaf)
+
     def reading_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())

@@ -129,8 +129,6 @@ class Receipt(_Response):
     leaf_index: int
     leaf_hash: str
     log_id: str
-    duplicate: bool = False
-    """True when this exact reading was already stored (idempotent resubmission)."""
     gap_before: int = 0
     """How many sequence numbers were missing before this one when it arrived."""
 

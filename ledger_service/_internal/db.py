@@ -32,7 +32,7 @@ from sqlalchemy import (
     event,
 )
 
-__all__ = ["metadata", "make_engine", "node_key", "NODE_LEVEL_SHIFT"]
+__all__ = ["metadata", "make_engine", "reader", "node_key", "NODE_LEVEL_SHIFT"]
 
 metadata = MetaData()
 NODE_LEVEL_SHIFT = 48
@@ -162,7 +162,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock when a transaction starts, so two
     appenders serialise on the lock instead of failing with "database is locked"
-    halfway through. ``synchronous=FULL`` makes an acknowledged batch survive power loss,
+    halfway through. Connections with the execution option ``read_only=True`` (see
+    :func:`reader`) begin deferred instead, so reads never wait for or hold the lock. ``synchronous=FULL`` makes an acknowledged batch survive power loss,
     not just a crash of the process.
     """
     if url.startswith("sqlite"):
@@ -184,7 +185,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            deferred = conn.get_execution_options().get("read_only", False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for read-only work (deferred transactions on SQLite)."""
+    return engine.execution_options(read_only=True)

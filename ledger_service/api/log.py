@@ -32,15 +32,9 @@ def tree_head(ledger: LedgerDep, tree_size: int | None = Query(default=None, ge=
 def inclusion(ledger: LedgerDep, leaf_index: int = Query(ge=0),
               tree_size: int = Query(ge=1)) -> Any:
     proof = ledger.inclusion_proof(leaf_index, tree_size)
-    from sqlalchemy import select
-
-    from .._internal.db import readings
-
-    with ledger.engine.connect() as conn:
-        leaf = conn.execute(select(readings.c.leaf_hash)
-                            .where(readings.c.leaf_index == leaf_index)).scalar_one()
     return InclusionProofPublic(leaf_index=leaf_index, tree_size=tree_size,
-                                leaf_hash=bytes(leaf).hex(), proof=[p.hex() for p in proof])
+                                leaf_hash=ledger.leaf_hash(leaf_index).hex(),
+                                proof=[p.hex() for p in proof])
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProofPublic)

@@ -122,18 +122,23 @@ def test_vanished_chain_is_noticed_and_re_anchored(tmp_path: Any, ledger: Any,
                                                    make_device: Any) -> None:
     """The embedded chain lives in memory: reopening the ledger gives a fresh chain, and
     the ledger must notice its last final anchor is gone and anchor its head again."""
-    receipts = ingest(ledger, make_device(), 3)
+    dev = make_device()
+    receipts = ingest(ledger, dev, 3)
+    ledger.anchor_tick(force=True)
+    receipts += ingest(ledger, dev, 3)
     ledger.anchor_tick(force=True)
     ledger.engine.dispose()
     reopened = Ledger.open(Settings(data_dir=ledger.settings.data_dir))
-    statuses = [a.status for a in reopened.anchors()]
-    assert statuses == ["replaced"]
+    # Every vanished final anchor is withdrawn, not just the newest, so no proof cites one.
+    assert [a.status for a in reopened.anchors()] == ["replaced", "replaced"]
     reopened.anchor_tick()
-    # The same anchoring key and nonce on the fresh chain sign the very same transaction,
-    # so the lost anchor is sent again byte for byte rather than recorded twice.
-    assert [a.status for a in reopened.anchors()] == ["final"]
-    bundle = reopened.export_proof(receipts[0].reading_id)
-    verify_bundle(bundle, chain=ClientChainView(reopened.chain))
+    statuses = [(a.tree_size, a.status) for a in reopened.anchors()]
+    # The head (6) is anchored anew at the fresh chain's first nonce: a new transaction.
+    assert statuses == [(3, "replaced"), (6, "replaced"), (6, "final")]
+    for receipt in (receipts[0], receipts[-1]):
+        bundle = reopened.export_proof(receipt.reading_id)
+        assert bundle.anchor.tree_size == 6
+        verify_bundle(bundle, chain=ClientChainView(reopened.chain))
     reopened.engine.dispose()
 
 

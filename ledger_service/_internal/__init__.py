@@ -1,0 +1,1 @@
+"""Internals of :mod:`ledger_service`: no stability promise; import the public modules."""
