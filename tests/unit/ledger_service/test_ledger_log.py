@@ -158,3 +158,18 @@ def test_log_key_file_is_private(ledger: Any) -> None:
     mode = ledger.settings.resolved_log_key_file.stat().st_mode & 0o777
     assert mode == 0o600
     assert hashlib.sha256(ledger.settings.resolved_log_key_file.read_bytes()).digest()
+
+
+def test_lost_anchor_is_resent_byte_for_byte(ledger: Any, make_device: Any) -> None:
+    """Same anchoring key, same nonce, same head on the fresh chain: the very same signed
+    transaction, so it is sent again rather than recorded twice."""
+    receipts = ingest(ledger, make_device(), 3)
+    ledger.anchor_tick(force=True)
+    tx = ledger.anchors()[0].tx_hash
+    ledger.engine.dispose()
+    reopened = Ledger.open(Settings(data_dir=ledger.settings.data_dir))
+    reopened.anchor_tick()
+    assert [(a.tx_hash, a.status) for a in reopened.anchors()] == [(tx, "final")]
+    verify_bundle(reopened.export_proof(receipts[1].reading_id),
+                  chain=ClientChainView(reopened.chain))
+    reopened.engine.dispose()
