@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.models import Domain, SignedReading
@@ -151,14 +151,6 @@ def store_batch(
     """
     received = utc_text(now)
     pairs = [(v.signed.reading.device, v.signed.reading.seq) for v in verified]
-    stored = {}
-    if pairs:
-        for row in conn.execute(
-            select(readings.c.id, readings.c.device_id, readings.c.seq, readings.c.leaf_hash,
-                   readings.c.leaf_index, readings.c.gap_before)
-            .where(tuple_(readings.c.device_id, readings.c.seq).in_(pairs))
-        ):
-            stored[(row.device_id, row.seq)] = row
     last_seq = {
         row.id: row.last_seq
         for row in conn.execute(
@@ -166,6 +158,23 @@ def store_batch(
             .where(devices.c.id.in_({d for d, _ in pairs}))
         )
     }
+    # Only a sequence number at or below the device's last one can be stored already,
+    # so the usual forward-moving batch needs no look-up at all. The look-up is one
+    # (device = ? AND seq IN (...)) term per device, which SQLite answers from the
+    # unique index; a row-value IN list would scan the table.
+    candidates: dict[str, set[int]] = {}
+    for device, seq in pairs:
+        if seq <= last_seq.get(device, 0):
+            candidates.setdefault(device, set()).add(seq)
+    stored = {}
+    if candidates:
+        for row in conn.execute(
+            select(readings.c.id, readings.c.device_id, readings.c.seq, readings.c.leaf_hash,
+                   readings.c.leaf_index, readings.c.gap_before)
+            .where(or_(*(and_(readings.c.device_id == d, readings.c.seq.in_(sorted(s)))
+                         for d, s in candidates.items())))
+        ):
+            stored[(row.device_id, row.seq)] = row
     outcomes: dict[int, Outcome] = {}
     fresh: list[Verified] = []
     rows = []

@@ -197,8 +197,12 @@ class Ledger:
         return sign_tree_head(head, self.log_key)
 
     def tree_head(self, size: int | None = None) -> SignedTreeHead | None:
-        """The signed tree head at ``size`` (default: current), signing it if new."""
-        with self.engine.begin() as conn:
+        """The signed tree head at ``size`` (default: current), signing it if new.
+
+        A head already signed is read without taking the write lock, so exporting
+        proofs never waits behind an ingest batch.
+        """
+        with self.reader.connect() as conn:
             current = self.log.size(conn)
             size = current if size is None else size
             if size == 0:
@@ -207,7 +211,12 @@ class Ledger:
                 raise NotFoundError(f"tree size {size} is beyond the log ({current})")
             row = conn.execute(select(tree_heads.c.signed)
                                .where(tree_heads.c.tree_size == size)).first()
-            if row is not None:
+        if row is not None:
+            return SignedTreeHead.model_validate_json(row.signed)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(tree_heads.c.signed)
+                               .where(tree_heads.c.tree_size == size)).first()
+            if row is not None:  # another thread or process signed it meanwhile
                 return SignedTreeHead.model_validate_json(row.signed)
             sth = self._sign_head(size, self.log.root(conn, size))
             conn.execute(tree_heads.insert().values(
