@@ -111,19 +111,12 @@ def _flip_bit3(value: str) -> str:
     return raw.hex()
 
 
-def _inclusion_vectors(name: str, h: HashFn, size: int) -> dict[str, Vector]:
-    leaves = leaf_hashes(h, size)
-    index = size * 2 // 3
-    good: Vector = {
-        "desc": f"valid inclusion proof of leaf {index} in a tree of {size} leaves",
-        "hash": name,
-        "index": index,
-        "size": size,
-        "leaf_hash": leaves[index].hex(),
-        "proof": [p.hex() for p in inclusion_proof(h, index, leaves)],
-        "root": root_from_leaf_hashes(h, leaves).hex(),
-        "want_err": False,
-    }
+Mutant = Callable[..., None]
+
+
+def _with_proof_mutants(good: Vector, h: HashFn) -> tuple[dict[str, Vector], Mutant]:
+    """The good case, the mutations of its proof list common to both proof kinds, and a
+    ``mutant(case, desc, want_err=True, **changes)`` adder for the kind-specific ones."""
     cases: dict[str, Vector] = {"good": good}
 
     def mutant(case: str, desc: str, want_err: bool = True, **changes: Any) -> None:
@@ -142,6 +135,23 @@ def _inclusion_vectors(name: str, h: HashFn, size: int) -> dict[str, Vector]:
         "an extra hash appended to the proof",
         proof=[*proof, h(b"trailing-garbage").hex()],
     )
+    return cases, mutant
+
+
+def _inclusion_vectors(name: str, h: HashFn, size: int) -> dict[str, Vector]:
+    leaves = leaf_hashes(h, size)
+    index = size * 2 // 3
+    good: Vector = {
+        "desc": f"valid inclusion proof of leaf {index} in a tree of {size} leaves",
+        "hash": name,
+        "index": index,
+        "size": size,
+        "leaf_hash": leaves[index].hex(),
+        "proof": [p.hex() for p in inclusion_proof(h, index, leaves)],
+        "root": root_from_leaf_hashes(h, leaves).hex(),
+        "want_err": False,
+    }
+    cases, mutant = _with_proof_mutants(good, h)
     mutant("leaf-index-plus-1", f"leaf index {index + 1} instead of {index}", index=index + 1)
     if index > 0:
         mutant("leaf-index-minus-1", f"leaf index {index - 1} instead of {index}", index=index - 1)
@@ -180,24 +190,7 @@ def _consistency_vectors(name: str, h: HashFn, size2: int) -> dict[str, Vector]:
         "root2": root_from_leaf_hashes(h, leaves).hex(),
         "want_err": False,
     }
-    cases: dict[str, Vector] = {"good": good}
-
-    def mutant(case: str, desc: str, want_err: bool = True, **changes: Any) -> None:
-        cases[case] = {**good, **changes, "desc": desc, "want_err": want_err}
-
-    proof: list[str] = good["proof"]
-    if proof:
-        mutant(
-            "modified-proof[0]-bit-@3",
-            "bit 3 (0x08) of byte 0 of proof[0] flipped",
-            proof=[_flip_bit3(proof[0]), *proof[1:]],
-        )
-        mutant("missing-last", "last proof hash removed", proof=proof[:-1])
-    mutant(
-        "trailing-garbage",
-        "an extra hash appended to the proof",
-        proof=[*proof, h(b"trailing-garbage").hex()],
-    )
+    cases, mutant = _with_proof_mutants(good, h)
     for case, wrong1, wrong2 in (
         ("size1-plus-1", size1 + 1, size2),
         ("size1-minus-1", size1 - 1, size2),
