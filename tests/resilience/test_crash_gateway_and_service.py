@@ -34,7 +34,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -55,6 +54,7 @@ from carbon_protocol.merkle import (
 from carbon_protocol.models import SignedReading, SignedTreeHead
 from carbon_protocol.signing import leaf_bytes, verify_reading, verify_tree_head
 from carbon_protocol.suites import PublicKey, hash_fn
+from ledger_service.devchain import CHAIN_IDS, DEV_KEYS, free_port, start_node
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -63,14 +63,8 @@ BIN = ROOT / ".venv" / "bin"
 KILLED = -signal.SIGKILL
 START = "2025-01-06"  # a Monday
 PER_DAY = 96
-ANVIL_CHAIN_ID = 31337
-ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ANVIL_CHAIN_ID = CHAIN_IDS["anvil"]
+ANVIL_KEY = DEV_KEYS[0]
 
 
 def clean_env() -> dict[str, str]:
@@ -284,43 +278,10 @@ def test_gateway_crashes_lose_and_double_nothing(ledger_proc: LedgerProcess,
 
 
 # -- scenario 2: the service dies at each of its points -------------------------------------
-def _anvil_binary() -> Path:
-    found = sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
-    if not found:
-        pytest.fail("anvil is not installed: run `npm ci` in the repository root "
-                    "(package.json pins @foundry-rs/anvil)")
-    return found[0]
-
-
 @pytest.fixture
 def anvil(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(_anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--silent",
-         "--prune-history", "--cache-path", str(tmp_path / "anvil-cache")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                          "params": []}, timeout=1)
-                if "result" in r.json():
-                    break
-            except (httpx.TransportError, ValueError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"anvil did not start on {url}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with start_node("anvil", tmp_path / "anvil") as node:
+        yield node.url
 
 
 @pytest.fixture
