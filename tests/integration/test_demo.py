@@ -26,7 +26,7 @@ def test_demo_runs_the_whole_trust_chain(demo: tuple[Path, DemoSummary]) -> None
     assert summary.recorded == 24 * 96
     assert summary.accepted == summary.recorded == summary.tree_size
     assert summary.duplicates == 0 and summary.rejected == 0
-    assert summary.final_anchors >= 1 and summary.gas_per_anchor > 0
+    assert summary.final_anchors >= 1 and summary.anchor_gas > 0
     assert summary.verified_steps == list(STEPS)
     assert summary.tamper_step == "2. reading signature"
     assert summary.bundle_path is not None and summary.bundle_path.exists()
