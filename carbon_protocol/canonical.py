@@ -38,7 +38,7 @@ def _fast_path_ok(value: Any) -> bool:
     if t is str or value is None or t is bool:
         return True
     if t is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     if t is dict:
         for k, v in value.items():
             if type(k) is not str or not k.isascii() or not _fast_path_ok(v):

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from eth_abi import decode, encode
-from eth_utils import keccak
+from eth_abi.abi import decode, encode
+from eth_utils.crypto import keccak
 
 from .errors import ProtocolError
 
-__all__ = ["OnChainAnchor", "OnChainReceipt", "ChainView", "JsonRpcChainView", "ChainLookupError", "log_key"]
+__all__ = [
+    "OnChainAnchor", "OnChainReceipt", "ChainView", "JsonRpcChainView", "ChainLookupError",
+    "log_key",
+]
 
 _ANCHOR_OF = keccak(text="anchorOf(bytes32,uint64)")[:4]
 

@@ -92,5 +92,6 @@ class BundleVerificationError(VerificationError):
 
     def diagnostics(self) -> dict[str, Any]:
         out = super().diagnostics()
-        out.update(step=self.step, step_name=self.step_name, expected=self.expected, found=self.found)
+        out.update(step=self.step, step_name=self.step_name, expected=self.expected,
+                   found=self.found)
         return out

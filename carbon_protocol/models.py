@@ -46,7 +46,7 @@ __all__ = [
     "parse_utc",
 ]
 
-BUNDLE_FORMAT = "carbon-ledger/proof-bundle/v1"
+BUNDLE_FORMAT: Literal["carbon-ledger/proof-bundle/v1"] = "carbon-ledger/proof-bundle/v1"
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """32 bytes as lowercase hex (hash, Merkle node, root)."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -56,7 +55,7 @@ def serve(
 @app.command("export-proof")
 def export_proof(
     reading_id: str,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write")] = None,
 ) -> None:
     """Write the offline proof bundle of READING_ID (JSON)."""
     from .ledger import Ledger
@@ -76,8 +75,8 @@ def export_proof(
 @app.command()
 def verify(
     bundle: Path,
-    rpc: Annotated[Optional[str], typer.Option(help="JSON-RPC URL for the on-chain check")] = None,
-    trusted_log_key: Annotated[Optional[list[str]], typer.Option(
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL for the on-chain check")] = None,
+    trusted_log_key: Annotated[list[str] | None, typer.Option(
         help="pin a trusted log key id (repeatable)")] = None,
     min_confirmations: int = 1,
 ) -> None:
@@ -108,7 +107,8 @@ def verify(
         console.print("  [yellow]–[/] 10. chain (skipped: no --rpc given)")
     console.print(f"[bold green]OK[/] {parsed.reading_id} is in log "
                   f"{parsed.signed_tree_head.tree_head.log_id} at index {parsed.leaf_index}, "
-                  f"anchored in block {parsed.anchor.block_number} of chain {parsed.anchor.chain_id}")
+                  f"anchored in block {parsed.anchor.block_number} "
+                  f"of chain {parsed.anchor.chain_id}")
 
 
 @app.command()

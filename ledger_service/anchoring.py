@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from carbon_protocol.chain_view import log_key as log_key_of
 
+from ._internal.chain import ChainClient, SignedTx
 from ._internal.clock import utc_now, utc_text
 from ._internal.db import anchors
 from .errors import AnchorError, ChainUnavailableError
@@ -47,10 +48,10 @@ class AnchorEvent:
 class Anchorer:
     """Decides when to anchor, sends, and tracks confirmations for one log."""
 
-    def __init__(self, engine: Engine, chain: object, log_id: str, *, every_leaves: int,
+    def __init__(self, engine: Engine, chain: ChainClient, log_id: str, *, every_leaves: int,
                  every_seconds: float, confirmations: int) -> None:
         self.engine = engine
-        self.chain = chain  # ledger_service._internal.chain.ChainClient
+        self.chain = chain
         self.log_id = log_id
         self.log_key = log_key_of(log_id)
         self.every_leaves = every_leaves
@@ -83,7 +84,7 @@ class Anchorer:
 
     # -- sending --------------------------------------------------------------------
     def _next_nonce(self, conn: Connection) -> int:
-        chain_nonce = int(self.chain.pending_nonce())  # type: ignore[attr-defined]
+        chain_nonce = int(self.chain.pending_nonce())
         row = conn.execute(
             select(anchors.c.nonce).where(anchors.c.status.in_(("signed", "sent")))
             .order_by(anchors.c.nonce.desc()).limit(1)
@@ -94,7 +95,7 @@ class Anchorer:
         """Sign the anchor transaction and store it (status ``signed``) in ``conn``'s
         transaction; the caller commits, then calls :meth:`send_pending`."""
         nonce = self._next_nonce(conn)
-        tx = self.chain.sign_anchor_tx(self.log_key, tree_size, root, nonce=nonce)  # type: ignore[attr-defined]
+        tx = self.chain.sign_anchor_tx(self.log_key, tree_size, root, nonce=nonce)
         now = utc_text()
         existing = conn.execute(select(anchors.c.id).where(anchors.c.tx_hash == tx.tx_hash)).first()
         if existing is not None:
@@ -106,7 +107,7 @@ class Anchorer:
         else:
             conn.execute(insert(anchors).values(
                 tree_size=tree_size, root_hash=root, nonce=tx.nonce, tx_hash=tx.tx_hash,
-                raw_tx=tx.raw, status="signed", submitter=str(self.chain.account).lower(),  # type: ignore[attr-defined]
+                raw_tx=tx.raw, status="signed", submitter=str(self.chain.account).lower(),
                 attempts=0, created_at=now, updated_at=now,
             ))
         return str(tx.tx_hash)
@@ -120,10 +121,8 @@ class Anchorer:
                 .where(anchors.c.status.in_(("signed", "dropped"))).order_by(anchors.c.nonce)
             ).all()
         for row in rows:
-            from ._internal.chain import SignedTx  # local: the chain client is optional here
-
             try:
-                self.chain.send_raw(SignedTx(bytes(row.raw_tx), row.tx_hash, 0))  # type: ignore[attr-defined]
+                self.chain.send_raw(SignedTx(bytes(row.raw_tx), row.tx_hash, 0))
                 status = "sent"
             except ChainUnavailableError:
                 raise
@@ -147,9 +146,9 @@ class Anchorer:
             ).mappings().all()
         if not rows:
             return events
-        head = int(self.chain.block_number())  # type: ignore[attr-defined]
+        head = int(self.chain.block_number())
         for row in rows:
-            receipt = self.chain.receipt(row["tx_hash"])  # type: ignore[attr-defined]
+            receipt = self.chain.receipt(row["tx_hash"])
             values: dict[str, object] = {}
             if receipt is None:
                 if row["status"] == "mined":
@@ -159,7 +158,7 @@ class Anchorer:
                 values = {"status": "failed", "block_number": receipt.block_number,
                           "block_hash": receipt.block_hash, "gas_used": receipt.gas_used}
             else:
-                block_hash, timestamp = self.chain.block(receipt.block_number)  # type: ignore[attr-defined]
+                block_hash, timestamp = self.chain.block(receipt.block_number)
                 if block_hash.lower() != receipt.block_hash.lower():
                     values = {"status": "dropped"}
                 else:
@@ -191,7 +190,7 @@ class Anchorer:
             ).all()
         vanished = []
         for row in rows:
-            rec = self.chain.anchor_of(self.log_key, int(row.tree_size))  # type: ignore[attr-defined]
+            rec = self.chain.anchor_of(self.log_key, int(row.tree_size))
             if rec is not None and rec.root == bytes(row.root_hash):
                 break
             vanished.append(row.id)

@@ -17,13 +17,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy import func, select, update
 
 from carbon_protocol.errors import BundleVerificationError
 from carbon_protocol.models import ProofBundle
 from carbon_protocol.verify import STEPS, verify_bundle
+from node_gateway.gateway import DeviceSpec, Gateway, Organisation
+from node_gateway.outbox import RecordResult
+from node_gateway.uploader import HttpTransport
+from node_gateway.uploader import Progress as FlushProgress
 
 from ._internal.chain_view_adapter import ClientChainView
 from ._internal.db import anchors, readings
@@ -69,8 +80,6 @@ def _progress(console: Console) -> Progress:
 def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
              start: datetime = datetime(2026, 10, 1, tzinfo=UTC)) -> DemoSummary:
     """Run the demo in ``data_dir`` (wiped first) and return its summary."""
-    from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-    from node_gateway.uploader import HttpTransport
 
     console = console or Console(stderr=True)
     began = time.perf_counter()
@@ -83,7 +92,7 @@ def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
     app = create_app(ledger)
     console.rule("[bold]1. registry: enterprise, sites, gateways, meters")
     gateways: list[Gateway] = []
-    for site_no, (site, suite) in enumerate(SITES, 1):
+    for site, suite in SITES:
         gw = Gateway(data_dir / f"gateway-{site}", transport=HttpTransport.for_app(app),
                      suite=suite)  # type: ignore[arg-type]
         site_id = f"{PREFIX}/site.{site}"
@@ -104,8 +113,11 @@ def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
     with _progress(console) as bar:
         for site_no, gw in enumerate(gateways):
             task = bar.add_task(f"record {SITES[site_no][0]}", total=days)
-            res = gw.simulate(start, days, seed=site_no,
-                              on_day=lambda n, _r, t=task: bar.update(t, completed=n))
+
+            def on_day(n: int, _result: RecordResult, t: TaskID = task) -> None:
+                bar.update(t, completed=n)
+
+            res = gw.simulate(start, days, seed=site_no, on_day=on_day)
             summary.recorded += res.recorded
 
     console.rule("[bold]3. deliver to the ledger: verify, store once, append, anchor")
@@ -114,14 +126,14 @@ def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
             pending = gw.status().counts["pending"]
             task = bar.add_task(f"deliver {SITES[site_no][0]}", total=pending)
 
-            def on_progress(p: object, t: int = task) -> None:
-                bar.update(t, completed=p.settled)  # type: ignore[attr-defined]
+            def on_progress(p: FlushProgress, t: TaskID = task) -> None:
+                bar.update(t, completed=p.settled)
                 ledger.anchor_tick()
 
-            report = gw.flush(on_progress=on_progress)
-            summary.accepted += report.accepted
-            summary.duplicates += report.duplicates
-            summary.rejected += report.rejected
+            delivered = gw.flush(on_progress=on_progress)
+            summary.accepted += delivered.accepted
+            summary.duplicates += delivered.duplicates
+            summary.rejected += delivered.rejected
     ledger.anchor_tick(force=True)
     summary.tree_size = ledger.tree_size()
     listed = ledger.anchors()
@@ -146,7 +158,7 @@ def run_demo(data_dir: Path, *, days: int = 30, console: Console | None = None,
     summary.bundle_path = data_dir / "proof-bundle.json"
     summary.bundle_path.write_text(bundle.model_dump_json(indent=2) + "\n")
     console.print(f"  {reading_id} → {summary.bundle_path}")
-    chain = ClientChainView(ledger.chain)  # type: ignore[arg-type]
+    chain = ClientChainView(ledger.chain)
     report = verify_bundle(ProofBundle.model_validate_json(summary.bundle_path.read_bytes()),
                            chain=chain)
     summary.verified_steps = report.passed

@@ -24,8 +24,8 @@ from typing import Literal
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from carbon_protocol.errors import ProtocolError
-from carbon_protocol.models import Domain, SignedReading
 from carbon_protocol.merkle import leaf_hash
+from carbon_protocol.models import Domain, SignedReading
 from carbon_protocol.signing import leaf_bytes, reading_bytes, reading_id, verify_reading
 from carbon_protocol.suites import PublicKey, SuiteName, hash_fn
 

@@ -32,9 +32,10 @@ from carbon_protocol.signing import sign_tree_head
 from carbon_protocol.suites import PrivateKey
 
 from . import registry
+from ._internal.chain import ChainClient
 from ._internal.clock import utc_text
-from ._internal.faults import crash_point
 from ._internal.db import anchors, make_engine, metadata, reader, readings, tree_heads
+from ._internal.faults import crash_point
 from ._internal.log_store import MerkleLog
 from .anchoring import Anchorer, AnchorEvent
 from .errors import InvalidInputError, LedgerError, NotFoundError
@@ -75,7 +76,7 @@ def _write_private(path: Path, data: bytes) -> None:
 class Ledger:
     """The ledger service's core, independent of HTTP."""
 
-    def __init__(self, settings: Settings, engine: Engine, chain: object,
+    def __init__(self, settings: Settings, engine: Engine, chain: ChainClient,
                  log_key: PrivateKey) -> None:
         self.settings = settings
         self.engine = engine
@@ -84,8 +85,8 @@ class Ledger:
         self.log_key = log_key
         self.log = MerkleLog(settings.log_id, settings.log_suite)
         self.domain = Domain(
-            chain_id=int(chain.chain_id),  # type: ignore[attr-defined]
-            contract=str(chain.contract_address).lower(),  # type: ignore[attr-defined]
+            chain_id=int(chain.chain_id),
+            contract=str(chain.contract_address).lower(),
             log_id=settings.log_id,
         )
         self.anchorer = Anchorer(
@@ -98,10 +99,8 @@ class Ledger:
             self.log.ensure_state(conn)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, chain: object | None = None) -> Ledger:
+    def open(cls, settings: Settings | None = None, *, chain: ChainClient | None = None) -> Ledger:
         """Open (or create) the ledger the settings describe, connecting to its chain."""
-        from ._internal.chain import ChainClient
-
         settings = settings or Settings()
         if chain is None:
             if settings.chain == "embedded":
@@ -155,7 +154,9 @@ class Ledger:
             outcomes.update(stored)
         return [outcomes[i] for i in range(len(batch))]
 
-    def ingest(self, batch: Sequence[SignedReading], *, now: datetime | None = None) -> IngestResult:
+    def ingest(
+        self, batch: Sequence[SignedReading], *, now: datetime | None = None
+    ) -> IngestResult:
         """Verify, store and append a batch; every reading gets a receipt or a typed error."""
         items = []
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
@@ -248,7 +249,7 @@ class Ledger:
         return self.anchorer.track()
 
     def anchors(self) -> list[AnchorPublic]:
-        head = int(self.chain.block_number())  # type: ignore[attr-defined]
+        head = int(self.chain.block_number())
         with self.reader.connect() as conn:
             rows = conn.execute(select(anchors).order_by(anchors.c.id)).mappings().all()
         return [
@@ -267,7 +268,8 @@ class Ledger:
     def export_proof(self, reading_id: str) -> ProofBundle:
         """The proof bundle of one reading against the first final anchor covering it."""
         with self.reader.connect() as conn:
-            row = conn.execute(select(readings).where(readings.c.id == reading_id)).mappings().first()
+            row = conn.execute(
+                select(readings).where(readings.c.id == reading_id)).mappings().first()
             if row is None:
                 raise NotFoundError(f"reading {reading_id} is not stored", id=reading_id)
             signed = SignedReading.model_validate_json(bytes(row["leaf_data"]))

@@ -8,6 +8,7 @@ stops readings *received* from T on, while readings anchored before T keep verif
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-def _insert(conn: Connection, table: object, values: dict[str, object], what: str) -> None:
+def _insert(conn: Connection, table: object, values: Mapping[str, object], what: str) -> None:
     try:
         with conn.begin_nested():
             conn.execute(insert(table), values)  # type: ignore[arg-type]

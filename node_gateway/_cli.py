@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                        "the carbon ledger, losing and doubling nothing.")
 console = Console(stderr=True, soft_wrap=True)
 
-LedgerOpt = Annotated[Optional[str], typer.Option(
+LedgerOpt = Annotated[str | None, typer.Option(
     "--ledger", help="ledger URL (default: GATEWAY_LEDGER_URL)")]
 
 
@@ -46,7 +46,7 @@ def _fail(diag: dict[str, Any], exit_code: int = 1) -> NoReturn:
 
 def _settings(ledger: str | None = None) -> GatewaySettings:
     try:
-        return GatewaySettings(**({"ledger_url": ledger} if ledger else {}))
+        return GatewaySettings(ledger_url=ledger) if ledger else GatewaySettings()
     except ValidationError as exc:
         first = exc.errors()[0]
         _fail({"code": "invalid_settings",
@@ -75,7 +75,7 @@ def _open(settings: GatewaySettings) -> Gateway:
 
 @app.command()
 def provision(
-    meter: Annotated[Optional[list[str]], typer.Option(
+    meter: Annotated[list[str] | None, typer.Option(
         "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas, heat (repeatable; "
                         "default: one meter of each kind)")] = None,
     ledger: LedgerOpt = None,
@@ -119,9 +119,9 @@ def _parse_start(text: str | None, default: datetime) -> datetime:
 @app.command()
 def simulate(
     days: Annotated[float, typer.Option(min=0, help="how many days to simulate")] = 1.0,
-    start: Annotated[Optional[str], typer.Option(
+    start: Annotated[str | None, typer.Option(
         help="first moment (ISO, UTC); default GATEWAY_SIM_ORIGIN")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="default GATEWAY_SEED")] = None,
+    seed: Annotated[int | None, typer.Option(help="default GATEWAY_SEED")] = None,
 ) -> None:
     """Record simulated 15-minute readings of every provisioned meter (idempotent)."""
     s = _settings()
@@ -204,7 +204,7 @@ def status(
 
 @app.command()
 def requeue(
-    code: Annotated[Optional[str], typer.Option(help="only dead letters with this error code")]
+    code: Annotated[str | None, typer.Option(help="only dead letters with this error code")]
     = None,
 ) -> None:
     """Put rejected readings back in the queue, unchanged (e.g. after registering a key)."""

@@ -38,9 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.models import Domain, Reading, SignedReading, format_utc
 from carbon_protocol.signing import leaf_bytes, reading_bytes, sign_reading
-from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.suites import PrivateKey, SuiteName, hash_fn, parse_suite
 
 from ._internal.faults import crash_point

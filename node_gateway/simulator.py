@@ -24,8 +24,9 @@ Each interval value is rounded once to the meter's fixed resolution (0.001 kWh,
 0.001 m3, 0.0001 GJ) and from then on handled as an integer count of that resolution,
 so registers are exact sums: the register delta between two readings equals the sum
 of the interval values between them, to the last digit. On the wire values are
-fixed-point decimal strings made with :class:`decimal.Decimal`, never floats. About one reading in 500 is flagged ``estimated`` (a gap filled by the meter's
-estimate: the value is given, the register is not read, ``cumulative`` is ``None``).
+fixed-point decimal strings made with :class:`decimal.Decimal`, never floats. About
+one reading in 500 is flagged ``estimated`` (a gap filled by the meter's estimate:
+the value is given, the register is not read, ``cumulative`` is ``None``).
 """
 
 from __future__ import annotations

@@ -161,8 +161,9 @@ def main() -> None:
             b = copy.deepcopy(base)
             mutate(b)
             doc = {"desc": f"{desc} ({tag})", "want_step": step, "bundle": b}
-            (OUT / f"{tag}__{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {len(list(OUT.glob('*.json')))} bundles to {OUT}", file=sys.stderr)
+            text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+            (OUT / f"{tag}__{name}.json").write_text(text)
+    print(f"wrote {len(list(OUT.glob('*.json')))} bundles to {OUT}", file=sys.stderr)  # noqa: T201 (a script's report)
 
 
 if __name__ == "__main__":

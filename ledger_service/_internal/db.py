@@ -163,8 +163,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     ``BEGIN IMMEDIATE`` takes SQLite's write lock when a transaction starts, so two
     appenders serialise on the lock instead of failing with "database is locked"
     halfway through. Connections with the execution option ``read_only=True`` (see
-    :func:`reader`) begin deferred instead, so reads never wait for or hold the lock. ``synchronous=FULL`` makes an acknowledged batch survive power loss,
-    not just a crash of the process.
+    :func:`reader`) begin deferred instead, so reads never wait for or hold the lock.
+    ``synchronous=FULL`` makes an acknowledged batch survive power loss, not just a
+    crash of the process.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

@@ -92,7 +92,9 @@ class MerkleLog:
         """Adopt ``frontier`` as the cached right edge after its transaction committed."""
         self._frontier = frontier
 
-    def _fetch(self, conn: Connection, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    def _fetch(
+        self, conn: Connection, nodes: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
         if not nodes:
             return {}
         keys = {node_key(level, index): (level, index) for level, index in nodes}

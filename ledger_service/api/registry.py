@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from carbon_protocol.models import DeviceKeyInfo
+
 from .. import registry
 from ..models import (
     DeviceCreate,
@@ -17,11 +19,9 @@ from ..models import (
     GatewayPublic,
     KeyRevoke,
     SequenceReport,
-    SitePublic,
     SiteCreate,
+    SitePublic,
 )
-from carbon_protocol.models import DeviceKeyInfo
-
 from .deps import LedgerDep
 
 router = APIRouter(prefix="/v1", tags=["registry"])

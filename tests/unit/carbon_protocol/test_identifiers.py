@@ -10,7 +10,9 @@ from carbon_protocol.errors import IdentifierError
 from carbon_protocol.identifiers import Identifier, is_identifier, parse_identifier
 
 
-@pytest.mark.parametrize("text", ["86.1000.1/dev.meter-0001", "0/x", "86/r.0a1b:2_3", "1.2.3.4.5.6.7.8/A"])
+@pytest.mark.parametrize(
+    "text", ["86.1000.1/dev.meter-0001", "0/x", "86/r.0a1b:2_3", "1.2.3.4.5.6.7.8/A"]
+)
 def test_valid(text: str) -> None:
     ident = parse_identifier(text)
     assert str(ident) == text

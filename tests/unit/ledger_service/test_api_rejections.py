@@ -125,7 +125,8 @@ def test_gap_is_accepted_and_flagged(client: Any, ledger: Any, make_device: Any)
 
 
 def test_malformed_json(client: Any, ledger: Any) -> None:
-    r = client.post("/v1/readings", content=b'{"reading": {', headers={"content-type": "application/json"})
+    r = client.post("/v1/readings", content=b'{"reading": {',
+                    headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert r.json()["code"] == "malformed_json"
     assert_nothing_stored(ledger)

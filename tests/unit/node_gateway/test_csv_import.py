@@ -54,7 +54,7 @@ def test_columns_may_come_in_any_order_and_with_a_bom(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_bytes(("\ufeffquality,value,device,measured_at,quantity,unit,cumulative\n"
                       f"measured,1.5,{ELEC},2025-03-01T00:15:00Z,active_energy,kWh,\n")
-                     .encode("utf-8"))
+                     .encode())
     (row,) = parse_csv(path)
     assert (row.line, row.measurement.value, row.measurement.cumulative) == (2, "1.5", None)
 
@@ -76,7 +76,7 @@ def test_a_bad_row_names_line_and_field_and_nothing_is_imported(
     tmp_path: Path, offline_gateway: Gateway, row: str, field: str | None, reason: str
 ) -> None:
     path = write(tmp_path, HEADER, *GOOD_ROWS[:2], row, *GOOD_ROWS[2:])
-    with pytest.raises(CsvImportError, match=rf"readings\.csv:4: ") as info:
+    with pytest.raises(CsvImportError, match=r"readings\.csv:4: ") as info:
         offline_gateway.import_csv(path)
     (problem,) = info.value.problems
     assert (problem.file, problem.line, problem.field) == (str(path), 4, field)

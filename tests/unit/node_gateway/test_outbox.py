@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from gw_support import DOMAIN, JAN6
 
 from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.models import Domain
@@ -26,8 +27,6 @@ from node_gateway.errors import (
 from node_gateway.gateway import Gateway
 from node_gateway.outbox import Outbox, Settlement
 from node_gateway.simulator import Measurement
-
-from gw_support import DOMAIN, JAN6
 
 ELEC = "86.1000.1/dev.elec-01"
 GAS = "86.1000.1/dev.gas-01"
