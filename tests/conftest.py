@@ -1,12 +1,23 @@
 """Shared fixtures: factories for a fresh ledger, its HTTP client, devices and readings.
 
-Everything here is real: SQLite files in a temporary directory, the in-process py-evm
-chain with the compiled anchor contract, real SM2/Ed25519 keys.
+Everything here is real: real SM2/Ed25519 keys, a real database and a real EVM. Which
+ones is chosen by the environment, so the same trust-chain suite runs on every backend
+(CI runs it three times):
+
+* ``CARBON_TEST_DATABASE_URL`` — a PostgreSQL server URL (e.g.
+  ``postgresql+psycopg://postgres@127.0.0.1:5432/test``): every ledger gets a fresh
+  database on that server, dropped afterwards. Unset: a SQLite file per ledger.
+* ``CARBON_TEST_CHAIN`` — ``anvil`` or ``ganache``: one node process per test session
+  (from the pinned npm packages), a fresh CarbonAnchor deployment per ledger. Unset or
+  ``embedded``: the in-process py-evm chain.
+
+A test about one backend in particular passes it explicitly (``chain="embedded"``).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,15 +58,65 @@ class Device:
         return sign_reading(self.reading(**overrides), self.key)
 
 
+@pytest.fixture(scope="session")
+def test_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The dev node named by ``CARBON_TEST_CHAIN``, or ``None`` for the embedded chain."""
+    kind = os.environ.get("CARBON_TEST_CHAIN", "embedded")
+    if kind == "embedded":
+        yield None
+        return
+    if kind not in ("anvil", "ganache"):
+        pytest.fail(f"CARBON_TEST_CHAIN={kind!r}: expected embedded, anvil or ganache")
+    from ledger_service.devchain import start_node
+
+    with start_node(kind, tmp_path_factory.mktemp(kind)) as node:  # type: ignore[arg-type]
+        yield node
+
+
+def _fresh_database(server_url: str) -> tuple[str, Callable[[], None]]:
+    """Create an empty database on the server of ``server_url``; return its URL and a
+    function that drops it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"carbon_t_{secrets.token_hex(6)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
+
+
 @pytest.fixture
-def ledger_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def ledger_factory(tmp_path: Path, test_chain: Any) -> Iterator[Callable[..., Any]]:
+    """Open fresh ledgers on the backends the environment selects (see module docstring);
+    explicit settings win."""
+    from ledger_service._internal.chain import ChainClient
+    from ledger_service.devchain import DEV_KEYS
     from ledger_service.ledger import Ledger
     from ledger_service.settings import Settings
 
     opened: list[Any] = []
+    drops: list[Callable[[], None]] = []
+    server = os.environ.get("CARBON_TEST_DATABASE_URL")
 
     def make(**settings: Any) -> Any:
         settings.setdefault("data_dir", tmp_path / f"ledger{len(opened)}")
+        if server and "database_url" not in settings:
+            settings["database_url"], drop = _fresh_database(server)
+            drops.append(drop)
+        if test_chain is not None and settings.get("chain", "rpc") == "rpc":
+            settings.setdefault("chain", "rpc")
+            settings.setdefault("rpc_url", test_chain.url)
+            settings.setdefault("chain_id", test_chain.chain_id)
+            settings.setdefault("anchor_private_key", DEV_KEYS[0])
+            settings.setdefault("contract_address",
+                                ChainClient.deploy(test_chain.url, DEV_KEYS[0]))
         ledger = Ledger.open(Settings(**settings))
         opened.append(ledger)
         return ledger
@@ -63,6 +124,8 @@ def ledger_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for ledger in opened:
         ledger.engine.dispose()
+    for drop in drops:
+        drop()
 
 
 def seed_ledger(led: Any) -> Any:

@@ -17,7 +17,6 @@ from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service._internal.db import readings
 from ledger_service.errors import InvalidInputError, NotFoundError
 from ledger_service.ledger import Ledger
-from ledger_service.settings import Settings
 
 
 def ingest(ledger: Any, device: Any, n: int) -> list[Any]:
@@ -118,17 +117,18 @@ def test_tampered_stored_reading_fails_verification(ledger: Any, make_device: An
         verify_bundle(bundle)
 
 
-def test_vanished_chain_is_noticed_and_re_anchored(tmp_path: Any, ledger: Any,
-                                                   make_device: Any) -> None:
+def test_vanished_chain_is_noticed_and_re_anchored(seeded_ledger: Any,
+                                                   device_factory: Any) -> None:
     """The embedded chain lives in memory: reopening the ledger gives a fresh chain, and
     the ledger must notice its last final anchor is gone and anchor its head again."""
-    dev = make_device()
+    ledger = seeded_ledger(chain="embedded")
+    dev = device_factory(ledger)
     receipts = ingest(ledger, dev, 3)
     ledger.anchor_tick(force=True)
     receipts += ingest(ledger, dev, 3)
     ledger.anchor_tick(force=True)
     ledger.engine.dispose()
-    reopened = Ledger.open(Settings(data_dir=ledger.settings.data_dir))
+    reopened = Ledger.open(ledger.settings)
     # Every vanished final anchor is withdrawn, not just the newest, so no proof cites one.
     assert [a.status for a in reopened.anchors()] == ["replaced", "replaced"]
     reopened.anchor_tick()
@@ -146,12 +146,12 @@ def test_settings_refuse_to_mix_logs(ledger: Any) -> None:
     from ledger_service.errors import LedgerError
 
     ledger.engine.dispose()
-    data_dir = ledger.settings.data_dir
+    intl = ledger.settings.model_copy(update={"log_suite": "intl"})
     with pytest.raises(LedgerError, match="holds a sm key, settings want intl"):
-        Ledger.open(Settings(data_dir=data_dir, log_suite="intl"))
+        Ledger.open(intl)
     with pytest.raises(LedgerError, match="refusing to mix logs"):
-        Ledger.open(Settings(data_dir=data_dir, log_suite="intl",
-                             log_key_file=data_dir / "intl_key.pem"))
+        Ledger.open(intl.model_copy(
+            update={"log_key_file": ledger.settings.data_dir / "intl_key.pem"}))
 
 
 def test_log_key_file_is_private(ledger: Any) -> None:
@@ -160,14 +160,16 @@ def test_log_key_file_is_private(ledger: Any) -> None:
     assert hashlib.sha256(ledger.settings.resolved_log_key_file.read_bytes()).digest()
 
 
-def test_lost_anchor_is_resent_byte_for_byte(ledger: Any, make_device: Any) -> None:
-    """Same anchoring key, same nonce, same head on the fresh chain: the very same signed
-    transaction, so it is sent again rather than recorded twice."""
-    receipts = ingest(ledger, make_device(), 3)
+def test_lost_anchor_is_resent_byte_for_byte(seeded_ledger: Any,
+                                             device_factory: Any) -> None:
+    """Same anchoring key, same nonce, same head on the fresh (embedded) chain: the very
+    same signed transaction, so it is sent again rather than recorded twice."""
+    ledger = seeded_ledger(chain="embedded")
+    receipts = ingest(ledger, device_factory(ledger), 3)
     ledger.anchor_tick(force=True)
     tx = ledger.anchors()[0].tx_hash
     ledger.engine.dispose()
-    reopened = Ledger.open(Settings(data_dir=ledger.settings.data_dir))
+    reopened = Ledger.open(ledger.settings)
     reopened.anchor_tick()
     assert [(a.tx_hash, a.status) for a in reopened.anchors()] == [(tx, "final")]
     verify_bundle(reopened.export_proof(receipts[1].reading_id),
