@@ -20,5 +20,5 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_strict_is_clean() -> None:
-    out = _run("mypy", "carbon_protocol", "ledger_service", "node_gateway")
+    out = _run("mypy", "carbon_protocol", "carbon_rules", "ledger_service", "node_gateway")
     assert out.returncode == 0, out.stdout + out.stderr
