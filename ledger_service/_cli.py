@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -124,6 +124,42 @@ def demo(
     ok = (summary.rejected == 0 and summary.tamper_step is not None
           and len(summary.verified_steps) == 10)
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def devchain(
+    node: Annotated[Literal["anvil", "ganache"], typer.Option(
+        help="which development node to run")] = "anvil",
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8545,
+    out: Annotated[Path, typer.Option(help="deployment file to write")] = Path(
+        "var/deployment.json"),
+    state: Annotated[Path | None, typer.Option(
+        help="keep the chain in this file (anvil) or directory (ganache) across restarts; "
+             "the contract in --out is reused while it is still there")] = None,
+    block_time: Annotated[float | None, typer.Option(
+        help="mine a block every N seconds (default: one per transaction)")] = None,
+    hardfork: Annotated[str | None, typer.Option(help="EVM hardfork of the node")] = None,
+    anchorer: Annotated[list[str] | None, typer.Option(
+        help="also grant ANCHORER_ROLE to this address (repeatable)")] = None,
+) -> None:
+    """Start a development chain on 127.0.0.1, deploy CarbonAnchor with a dev key, write
+    the deployment file, and run until Ctrl-C (then stop the node)."""
+    from .devchain import run_devchain
+
+    def ready(dep: object) -> None:
+        info = dep.model_dump()  # type: ignore[attr-defined]
+        console.print(f"{node} on {info['rpc_url']} (chain {info['chain_id']}), CarbonAnchor "
+                      f"at {info['contract_address']}; wrote {out}")
+        console.print(f"use it with LEDGER_DEPLOYMENT_FILE={out} and LEDGER_ANCHOR_PRIVATE_KEY "
+                      "(a key holding ANCHORER_ROLE); Ctrl-C stops the node")
+
+    try:
+        code = run_devchain(node, port=port, out=out, state=state,
+                            block_time=block_time, hardfork=hardfork,
+                            anchorers=anchorer or (), on_ready=ready)
+    except (LedgerError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -3,12 +3,18 @@
 Settings refuse to start wrong: outside development an explicit chain, database and
 log key are required, so a production service can never silently fall back to the
 in-memory chain or a throw-away key.
+
+``LEDGER_DEPLOYMENT_FILE`` names a deployment file (:mod:`ledger_service.deployment`,
+written by ``carbon-ledger devchain``): the chain becomes ``rpc`` and ``rpc_url``,
+``contract_address`` and ``chain_id`` come from the file. Explicit ``LEDGER_RPC_URL``,
+``LEDGER_CONTRACT_ADDRESS`` or ``LEDGER_CHAIN_ID`` may be given too, but must agree with
+it: otherwise the settings refuse, naming the variable that differs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +46,8 @@ class Settings(BaseSettings):
     anchor_private_key: str | None = Field(default=None, repr=False)
     contract_address: str | None = None
     chain_id: int | None = None
+    deployment_file: Path | None = None
+    """A deployment file; when set, the chain settings above come from it."""
 
     anchor_every_leaves: int = Field(default=10_000, ge=1)
     anchor_every_seconds: float = Field(default=60.0, gt=0)
@@ -48,6 +56,44 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_batch: int = Field(default=2_000, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_deployment_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("deployment_file"):
+            return data
+        from .deployment import Deployment
+        from .errors import LedgerError
+
+        path = Path(data["deployment_file"])
+        try:
+            dep = Deployment.load(path)
+        except LedgerError as exc:
+            raise ValueError(str(exc)) from None
+        chain = data.get("chain")
+        if chain not in (None, "rpc"):
+            raise ValueError(f"LEDGER_DEPLOYMENT_FILE={path} needs LEDGER_CHAIN=rpc, "
+                             f"got LEDGER_CHAIN={chain}")
+        expected: dict[str, str] = {
+            "rpc_url": dep.rpc_url.rstrip("/"),
+            "contract_address": dep.contract_address.lower(),
+            "chain_id": str(dep.chain_id),
+        }
+        differs = []
+        for name, want in expected.items():
+            given = data.get(name)
+            if given is None or given == "":
+                continue
+            got = str(given).strip()
+            got = got.rstrip("/") if name == "rpc_url" else got
+            if (got.lower() if name == "contract_address" else got) != want:
+                differs.append(f"LEDGER_{name.upper()} is {given}, the file says "
+                               f"{getattr(dep, name)}")
+        if differs:
+            raise ValueError(f"settings disagree with deployment file {path}: "
+                             + "; ".join(differs))
+        return {**data, "chain": "rpc", "rpc_url": dep.rpc_url,
+                "contract_address": dep.contract_address, "chain_id": dep.chain_id}
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

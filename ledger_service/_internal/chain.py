@@ -12,6 +12,11 @@ in this module and re-raised as the :mod:`ledger_service.errors` family:
   got=3)``, with ``details == {"error": name, "args": {...}}`` (JSON-ready values);
 - any other refusal by the node: :class:`~ledger_service.errors.AnchorError`.
 
+Each error that crosses the boundary, other than a decoded contract revert (the node
+answered; the contract said no), counts once in the ``RPC_ERRORS`` metric under a
+stable ``action`` label ("read receipt", "send transaction", "check deployment", ...);
+the transaction hash or block number goes to the message, never to the label.
+
 Reverts reach us in three shapes, depending on the backend, and all three are decoded
 from the 4-byte error selector against the contract ABI:
 
@@ -80,6 +85,7 @@ from ..errors import (
     LedgerError,
 )
 from .contract_artifacts import ContractArtifact, load_artifact
+from .metrics import RPC_ERRORS
 
 __all__ = [
     "ANCHORER_ROLE",
@@ -92,10 +98,15 @@ __all__ = [
     "ChainEvent",
     "SignedTx",
     "TxReceipt",
+    "TxType",
 ]
 
 BlockTag = Literal["latest", "safe", "finalized"]
 BlockId = BlockTag | int
+#: Which transaction envelope to sign: ``auto`` picks EIP-1559 (type 2) when the head
+#: block has ``baseFeePerGas`` (London and later) and legacy (type 0, ``gasPrice``)
+#: otherwise; ``legacy`` forces type 0, which London+ chains accept too.
+TxType = Literal["auto", "eip1559", "legacy"]
 
 CONTRACT_NAME = "CarbonAnchor"
 
@@ -429,8 +440,12 @@ def _http_web3(rpc_url: str, timeout: float) -> Web3:
 class _Transactor:
     """Signs, sends and follows transactions of one account; maps every error."""
 
-    def __init__(self, w3: Web3, account: LocalAccount, chain_id: int, endpoint: str) -> None:
+    def __init__(self, w3: Web3, account: LocalAccount, chain_id: int, endpoint: str,
+                 tx_type: TxType = "auto") -> None:
+        if tx_type not in ("auto", "eip1559", "legacy"):
+            raise InvalidInputError(f"tx_type must be auto, eip1559 or legacy, got {tx_type!r}")
         self._w3 = w3
+        self.tx_type: TxType = tx_type
         self._account = account
         self._endpoint = endpoint
         self._artifact: ContractArtifact = load_artifact(CONTRACT_NAME)
@@ -444,35 +459,45 @@ class _Transactor:
 
     # errors ------------------------------------------------------------------------
     @contextmanager
-    def _boundary(self, action: str) -> Iterator[None]:
+    def _boundary(self, action: str, subject: str = "") -> Iterator[None]:
+        """Translate what the libraries raise into our family; count it in RPC_ERRORS.
+
+        ``action`` is the metric label and must be one of a few fixed phrases;
+        ``subject`` (a hash, a block number) only goes into the message.
+        """
         try:
             yield
+        except ChainMismatchError:
+            RPC_ERRORS.labels(action=action).inc()
+            raise
         except LedgerError:
             raise
         except _CHAIN_ERRORS as exc:
-            raise self._translate(exc, action) from exc
+            raise self._translate(exc, action, subject) from exc
 
-    def _translate(self, exc: BaseException, action: str) -> LedgerError:
+    def _translate(self, exc: BaseException, action: str, subject: str = "") -> LedgerError:
+        what = f"{action} {subject}" if subject else action
         payload = _revert_payload(exc)
         if isinstance(payload, bytes):
-            return self._revert_error(payload)
+            return self._revert_error(payload)  # the contract's answer, not an RPC failure
         if isinstance(payload, str):
-            return AnchorError(f"{action} reverted: {payload}", error=None, args={})
+            return AnchorError(f"{what} reverted: {payload}", error=None, args={})
+        RPC_ERRORS.labels(action=action).inc()
         if isinstance(exc, _TRANSPORT_ERRORS) or isinstance(exc, TimeExhausted):
             # requests quotes the URL path, where hosted RPC providers put API keys.
             shown = re.sub(r"url: \S+", "url: <redacted>", str(exc))
             return ChainUnavailableError(
-                f"{action}: chain endpoint {self._endpoint} unavailable: {shown}",
+                f"{what}: chain endpoint {self._endpoint} unavailable: {shown}",
                 endpoint=self._endpoint,
             )
         if isinstance(exc, DecodingError):
             return ChainMismatchError(
-                f"{action}: the contract answered data that does not decode as "
+                f"{what}: the contract answered data that does not decode as "
                 f"{CONTRACT_NAME}'s ABI: {exc}"
             )
         if isinstance(exc, Web3RPCError):
-            return AnchorError(f"{action}: the node refused: {exc.message}", rpc_error=exc.message)
-        return AnchorError(f"{action} failed: {type(exc).__name__}: {exc}")
+            return AnchorError(f"{what}: the node refused: {exc.message}", rpc_error=exc.message)
+        return AnchorError(f"{what} failed: {type(exc).__name__}: {exc}")
 
     def _revert_error(self, data: bytes, **extra: Any) -> AnchorError:
         name, args, message = self._abi.decode_revert(data)
@@ -506,9 +531,15 @@ class _Transactor:
 
     def _fee_fields(self) -> dict[str, int]:
         with self._boundary("read fees"):
+            if self.tx_type == "legacy":
+                return {"gasPrice": int(self._w3.eth.gas_price)}
             head = self._w3.eth.get_block("latest")
             base_fee = head.get("baseFeePerGas")
             if base_fee is None:
+                if self.tx_type == "eip1559":
+                    raise AnchorError(
+                        f"chain at {self._endpoint} has no base fee (pre-London): "
+                        "EIP-1559 transactions are not possible there; use tx_type legacy")
                 return {"gasPrice": int(self._w3.eth.gas_price)}
             if self._priority_fee is None:
                 self._priority_fee = int(self._w3.eth.max_priority_fee)
@@ -564,7 +595,7 @@ class _Transactor:
                         reason="nonce_used",
                         tx_hash=tx.tx_hash,
                     ) from exc
-            raise self._translate(exc, f"send transaction {tx.tx_hash}") from exc
+            raise self._translate(exc, "send transaction", tx.tx_hash) from exc
         if _hex(returned) != tx.tx_hash:
             raise ChainUnavailableError(
                 f"node at {self._endpoint} answered transaction hash {_hex(returned)}, "
@@ -573,7 +604,7 @@ class _Transactor:
         return tx.tx_hash
 
     def _raw_receipt(self, tx_hash: str) -> Any | None:
-        with self._boundary(f"read receipt of {tx_hash}"):
+        with self._boundary("read receipt", tx_hash):
             try:
                 rc = self._w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
             except (TransactionNotFound, eth_tester_errors.TransactionNotFound):
@@ -610,6 +641,20 @@ class _Transactor:
         """
         rc = self._raw_receipt(tx_hash)
         return None if rc is None else self._to_receipt(rc)
+
+    def is_known(self, tx_hash: str) -> bool:
+        """Whether the node knows ``tx_hash`` at all: pending in its pool or in a block.
+
+        ``False`` means the node forgot it (dropped from the pool, restarted without
+        its pool, reorganised away): only a resend can bring it back. Like
+        :meth:`receipt`, costs time proportional to chain length on py-evm.
+        """
+        with self._boundary("read transaction", tx_hash):
+            try:
+                tx = self._w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            except (TransactionNotFound, eth_tester_errors.TransactionNotFound):
+                return False
+        return tx is not None
 
     def _wait_raw(self, tx_hash: str, timeout: float | None) -> Any:
         deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
@@ -670,6 +715,23 @@ class _Transactor:
             f"transaction {tx_hash} failed (status 0){reason}", error=None, args={}, tx_hash=tx_hash
         )
 
+    def _deploy_hint(self, exc: AnchorError) -> AnchorError:
+        """``exc``, explained when the chain predates the EVM the contract is built for."""
+        evm = str(self._artifact.settings.get("evmVersion", "?"))
+        if isinstance(exc, ChainUnavailableError) or exc.details.get("error") is not None:
+            return exc
+        try:
+            with self._boundary("read fees"):
+                pre_london = self._w3.eth.get_block("latest").get("baseFeePerGas") is None
+        except LedgerError:
+            return exc
+        if not pre_london:
+            return exc
+        return AnchorError(
+            f"deploy {CONTRACT_NAME} failed: {exc}; this chain is pre-London (no base fee) "
+            f"and {CONTRACT_NAME} is compiled for EVM {evm} (PUSH0 needs Shanghai)",
+            **exc.details)
+
     def _transact(self, to: str | None, data: bytes, gas: int) -> Any:
         """Sign, send and wait; return the raw receipt; raise the decoded error if reverted."""
         tx = self._sign(to, data, gas)
@@ -697,8 +759,9 @@ class ChainClient(_Transactor):
         contract_address: str,
         chain_id: int,
         endpoint: str = "embedded",
+        tx_type: TxType = "auto",
     ) -> None:
-        super().__init__(w3, account, chain_id, endpoint)
+        super().__init__(w3, account, chain_id, endpoint, tx_type)
         self.contract_address: str = to_checksum_address(contract_address)
 
     # construction ------------------------------------------------------------------
@@ -732,6 +795,7 @@ class ChainClient(_Transactor):
         *,
         expected_chain_id: int | None = None,
         timeout: float = _HTTP_TIMEOUT_S,
+        tx_type: TxType = "auto",
     ) -> ChainClient:
         """Connect to a JSON-RPC node and check it before use.
 
@@ -744,29 +808,58 @@ class ChainClient(_Transactor):
         account = _account_from_key(private_key)
         address = _checksum(contract_address)
         w3 = _http_web3(rpc_url, timeout)
-        client = cls(w3, account, address, 0, endpoint)
-        with client._boundary("connect"):
-            chain_id = int(w3.eth.chain_id)
-            code = bytes(w3.eth.get_code(address))  # type: ignore[arg-type]
-        # To prevent signing for the wrong chain (replay across deployments), the chain
-        # id is checked before anything is signed; it is also bound into every signature.
-        if expected_chain_id is not None and chain_id != expected_chain_id:
-            raise ChainMismatchError(
-                f"chain id mismatch at {endpoint}: expected {expected_chain_id}, got {chain_id}",
-                expected=expected_chain_id,
-                got=chain_id,
-            )
-        expected_code = client._artifact.deployed_bytecode
-        if code != expected_code:
-            raise ChainMismatchError(
-                f"code at {address} is not {CONTRACT_NAME} ({client._artifact.compiler}): "
-                f"expected {len(expected_code)} bytes with keccak {_hex(keccak(expected_code))}, "
-                f"got {len(code)} bytes with keccak {_hex(keccak(code))}",
-                expected=_hex(keccak(expected_code)),
-                got=_hex(keccak(code)),
-            )
+        client = cls(w3, account, address, 0, endpoint, tx_type)
+        chain_id = client._check_deployment("connect", expected_chain_id)
         client.chain_id = chain_id
         return client
+
+    @property
+    def compiler(self) -> str:
+        """The solc version this build of ``CarbonAnchor`` was compiled with."""
+        return self._artifact.compiler
+
+    @property
+    def code_hash(self) -> str:
+        """``keccak256`` (0x-hex) of the ``CarbonAnchor`` runtime code this build expects."""
+        return _hex(keccak(self._artifact.deployed_bytecode))
+
+    def verify_deployment(self) -> None:
+        """Check, now, that the node is still this client's chain and the contract is there.
+
+        Run before anything is signed or sent, not only at :meth:`connect`: a node can be
+        restarted empty, or an endpoint re-pointed at another chain, under a running
+        service. Raises :class:`ChainMismatchError` ("expected X, got Y") naming the
+        chain id or the contract code that differs; two ``eth_`` reads.
+        """
+        self._check_deployment("check deployment", self.chain_id)
+
+    def _check_deployment(self, action: str, expected_chain_id: int | None) -> int:
+        address = self.contract_address
+        with self._boundary(action):
+            chain_id = int(self._w3.eth.chain_id)
+            # To prevent signing for the wrong chain (replay across deployments), the
+            # chain id is checked before anything is signed; it is also bound into every
+            # signature (EIP-155).
+            if expected_chain_id is not None and chain_id != expected_chain_id:
+                raise ChainMismatchError(
+                    f"chain id mismatch at {self._endpoint}: expected {expected_chain_id}, "
+                    f"got {chain_id}",
+                    expected=expected_chain_id,
+                    got=chain_id,
+                )
+            code = bytes(self._w3.eth.get_code(address))  # type: ignore[arg-type]
+            expected_code = self._artifact.deployed_bytecode
+            if code != expected_code:
+                # An empty account here is typically a node restarted without its state.
+                raise ChainMismatchError(
+                    f"code at {address} is not {CONTRACT_NAME} ({self._artifact.compiler}): "
+                    f"expected {len(expected_code)} bytes with keccak "
+                    f"{_hex(keccak(expected_code))}, got {len(code)} bytes with keccak "
+                    f"{_hex(keccak(code))} (chain {chain_id} at {self._endpoint})",
+                    expected=_hex(keccak(expected_code)),
+                    got=_hex(keccak(code)),
+                )
+        return chain_id
 
     @staticmethod
     def deploy(
@@ -782,6 +875,19 @@ class ChainClient(_Transactor):
         ``ANCHORER_ROLE``. Returns the checksummed contract address, after checking that
         the code there is the artifact's ``deployedBytecode``.
         """
+        address, _ = ChainClient.deploy_with_receipt(
+            rpc_url_or_w3, private_key, admin=admin, timeout=timeout)
+        return address
+
+    @staticmethod
+    def deploy_with_receipt(
+        rpc_url_or_w3: str | Web3,
+        private_key: str | bytes,
+        *,
+        admin: str | None = None,
+        timeout: float = _HTTP_TIMEOUT_S,
+    ) -> tuple[str, TxReceipt]:
+        """:meth:`deploy`, also returning the deployment's receipt (its block)."""
         if isinstance(rpc_url_or_w3, str):
             endpoint = _redact(rpc_url_or_w3)
             w3 = _http_web3(rpc_url_or_w3, timeout)
@@ -792,19 +898,22 @@ class ChainClient(_Transactor):
         deployer = _Transactor(w3, account, 0, endpoint)
         artifact = deployer._artifact
         data = artifact.bytecode + abi_encode(["address"], [owner])
-        with deployer._boundary(f"deploy {CONTRACT_NAME}"):
-            deployer.chain_id = int(w3.eth.chain_id)
-            estimate = int(w3.eth.estimate_gas({"from": account.address, "data": data}))
-        rc = deployer._transact(None, data, estimate * 6 // 5)
+        try:
+            with deployer._boundary(f"deploy {CONTRACT_NAME}"):
+                deployer.chain_id = int(w3.eth.chain_id)
+                estimate = int(w3.eth.estimate_gas({"from": account.address, "data": data}))
+            rc = deployer._transact(None, data, estimate * 6 // 5)
+        except AnchorError as exc:
+            raise deployer._deploy_hint(exc) from exc
         address = rc.get("contractAddress")
-        with deployer._boundary(f"read code of the new {CONTRACT_NAME}"):
+        with deployer._boundary("read code of the new contract"):
             code = bytes(w3.eth.get_code(address)) if address else b""
         if code != artifact.deployed_bytecode:
             raise ChainMismatchError(
                 f"deployed code at {address} differs from {CONTRACT_NAME}'s deployedBytecode: "
                 f"expected {len(artifact.deployed_bytecode)} bytes, got {len(code)}"
             )
-        return to_checksum_address(address)
+        return to_checksum_address(address), deployer._to_receipt(rc)
 
     def with_signer(self, private_key: str | bytes) -> ChainClient:
         """A client for the same chain and contract that signs as another account."""
@@ -814,6 +923,7 @@ class ChainClient(_Transactor):
             self.contract_address,
             self.chain_id,
             self._endpoint,
+            self.tx_type,
         )
 
     # pure helpers ------------------------------------------------------------------
@@ -830,7 +940,7 @@ class ChainClient(_Transactor):
 
     def block(self, number: int) -> tuple[str, int]:
         """``(block hash, timestamp)`` of block ``number``."""
-        with self._boundary(f"read block {number}"):
+        with self._boundary("read block", str(number)):
             block = self._w3.eth.get_block(number)
         return _hex(block["hash"]), int(block["timestamp"])
 
@@ -927,6 +1037,7 @@ def _plain_boundary(action: str) -> Iterator[None]:
     except LedgerError:
         raise
     except _CHAIN_ERRORS as exc:
+        RPC_ERRORS.labels(action=action).inc()
         raise AnchorError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
 
 

@@ -1,0 +1,166 @@
+"""Deployment files: which chain, endpoint and ``CarbonAnchor`` a ledger anchors to.
+
+``carbon-ledger devchain`` writes one after deploying; the service reads it through
+``LEDGER_DEPLOYMENT_FILE`` (see :class:`~ledger_service.settings.Settings`). A file
+looks like::
+
+    {
+      "chain_id": 31337,
+      "rpc_url": "http://127.0.0.1:8545",
+      "contract_address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+      "contract_code_keccak": "0x…",
+      "compiler": "0.8.37+commit.f401782d",
+      "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+      "deployed_at_block": 1,
+      "contract_name": "CarbonAnchor",
+      "node": "anvil"
+    }
+
+``contract_code_keccak`` is ``keccak256`` of the runtime code at ``contract_address``
+(``CarbonAnchor`` has no immutables, so it equals the artifact's ``deployedBytecode``
+hash). Three checks keep a ledger from anchoring somewhere it should not:
+
+1. loading refuses a file made with another build of the contract
+   (:meth:`Deployment.check_build`: code hash and compiler, expected vs got);
+2. settings refuse explicit ``LEDGER_RPC_URL`` / ``LEDGER_CONTRACT_ADDRESS`` /
+   ``LEDGER_CHAIN_ID`` that disagree with the file, naming the one that differs;
+3. on start, and again before every anchoring write, the chain client checks the node's
+   chain id and the code at the address (``ChainClient.connect`` and
+   ``ChainClient.verify_deployment``), raising ``ChainMismatchError`` with expected
+   and got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from .errors import ChainMismatchError, InvalidInputError, LedgerError
+
+__all__ = ["Deployment", "deploy", "grant_anchorers"]
+
+_Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+_Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+class Deployment(BaseModel):
+    """One ``CarbonAnchor`` deployment: where it is and what code it runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    chain_id: int = Field(gt=0)
+    rpc_url: str = Field(min_length=1)
+    contract_address: _Address
+    contract_code_keccak: _Hex32
+    compiler: str
+    deployer: _Address
+    deployed_at_block: int = Field(ge=0)
+    contract_name: str = "CarbonAnchor"
+    node: str | None = None
+    """The kind of node ``devchain`` started (``anvil``, ``ganache``); informational."""
+
+    # -- files ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Read and parse ``path``, then :meth:`check_build`.
+
+        Raises :class:`InvalidInputError` if the file is missing or malformed and
+        :class:`ChainMismatchError` if it describes another build of the contract.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read deployment file {path}: {exc}") from exc
+        try:
+            deployment = cls.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "(file)"
+            raise InvalidInputError(
+                f"deployment file {path} is malformed: {loc}: {first['msg']}") from exc
+        deployment.check_build(path)
+        return deployment
+
+    def write(self, path: Path) -> None:
+        """Write the file atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.model_dump(), indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def check_build(self, source: Path | str = "deployment file") -> None:
+        """Refuse a deployment of another contract or another build of ``CarbonAnchor``."""
+        from eth_utils.crypto import keccak
+
+        from ._internal.contract_artifacts import load_artifact
+
+        if self.contract_name != "CarbonAnchor":
+            raise ChainMismatchError(
+                f"{source} describes contract {self.contract_name!r}, expected 'CarbonAnchor'",
+                expected="CarbonAnchor", got=self.contract_name)
+        artifact = load_artifact("CarbonAnchor")
+        expected = "0x" + keccak(artifact.deployed_bytecode).hex()
+        if self.contract_code_keccak != expected:
+            raise ChainMismatchError(
+                f"{source} was made for another build of CarbonAnchor: code keccak "
+                f"expected {expected} (this build, solc {artifact.compiler}), got "
+                f"{self.contract_code_keccak} (solc {self.compiler})",
+                expected=expected, got=self.contract_code_keccak)
+
+    # -- chains -----------------------------------------------------------------------
+    @classmethod
+    def reuse(cls, path: Path, rpc_url: str, key: str) -> Deployment | None:
+        """The deployment in ``path`` if it is still live at ``rpc_url`` (same chain id,
+        the contract's code at its address), re-pointed at ``rpc_url``; else ``None``."""
+        from ._internal.chain import ChainClient
+
+        try:
+            old = cls.load(path)
+            ChainClient.connect(rpc_url, key, old.contract_address,
+                                expected_chain_id=old.chain_id)
+        except LedgerError:
+            return None
+        return old.model_copy(update={"rpc_url": rpc_url})
+
+
+def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
+           node: str | None = None) -> Deployment:
+    """Deploy ``CarbonAnchor`` at ``rpc_url`` with ``deployer_key`` (a locally signed raw
+    transaction; the deployer becomes admin and anchorer) and grant ``ANCHORER_ROLE`` to
+    each address in ``anchorers``; return the :class:`Deployment` describing it."""
+    from ._internal.chain import ChainClient
+
+    address, receipt = ChainClient.deploy_with_receipt(rpc_url, deployer_key)
+    client = ChainClient.connect(rpc_url, deployer_key, address)
+    deployment = Deployment(
+        chain_id=client.chain_id, rpc_url=rpc_url, contract_address=address,
+        contract_code_keccak=client.code_hash, compiler=client.compiler,
+        deployer=client.account, deployed_at_block=receipt.block_number, node=node,
+    )
+    grant_anchorers(deployment, deployer_key, anchorers)
+    return deployment
+
+
+def grant_anchorers(deployment: Deployment, admin_key: str, anchorers: Sequence[str]) -> None:
+    """Grant ``ANCHORER_ROLE`` to each of ``anchorers`` that lacks it (signed by the
+    admin's key), so a ledger can anchor with its own key rather than the deployer's."""
+    from ._internal.chain import ANCHORER_ROLE, ChainClient
+
+    client = ChainClient.connect(deployment.rpc_url, admin_key, deployment.contract_address,
+                                 expected_chain_id=deployment.chain_id)
+    for account in anchorers:
+        if not client.has_role(ANCHORER_ROLE, account):
+            client.grant_role(ANCHORER_ROLE, account)
