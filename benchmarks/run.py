@@ -20,13 +20,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import anchor, anchor_latency, ingest, proofs, rule_gas
+from benchmarks import anchor, anchor_latency, ingest, proofs, resolver, rule_gas
 from benchmarks._common import BenchmarkFailure, log
 
 BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "ingest": ingest.run,  # verify_per_s, ingest_readings_per_s, ratio, peak RSS
     "anchor": anchor.run,  # anchor_gas, anchor_gas_first, anchor_gas_per_reading
     "proofs": proofs.run,  # build_seconds, inclusion_proof_ms, export/verify_bundle_ms
+    "resolver": resolver.run,  # resolutions_per_s (in-process, HTTP), custody_walk_s
     "rule_gas": rule_gas.run,  # rule_gas_<formula>[_per_line], publish and deploy gas
     "anchor_latency": anchor_latency.run,  # anchor_latency_s p50/p99 on anvil (block time 1)
 }

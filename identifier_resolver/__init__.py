@@ -1,0 +1,9 @@
+"""Identifier resolution (标识解析): Handle-style identifiers resolved to signed, proven,
+anchored records, delegated across nodes, linked into one chain-of-custody graph.
+
+Public modules: :mod:`.models` (records, answers, custody graphs), :mod:`.records`
+(building and signing record versions), :mod:`.resolver` (a node), :mod:`.custody`
+(walking and drawing the graph), :mod:`.bridge` (identifiers for what a ledger holds),
+:mod:`.client` (following referrals, verifying), :mod:`.verify` (answer verification
+steps), :mod:`.api` (the FastAPI app), :mod:`.settings`, :mod:`.errors`.
+"""

@@ -1,0 +1,1 @@
+"""Internals of the resolver: storage, Merkle log, anchoring, cache, SVG layout."""
