@@ -2,15 +2,24 @@
 
 Settings come from ``GATEWAY_*`` environment variables (:class:`GatewaySettings`);
 ``--ledger`` overrides ``GATEWAY_LEDGER_URL``. Exit codes: 0 success, 1 a gateway
-error (printed with its code), 2 bad settings or arguments, 3 the ledger is
-unreachable (nothing lost: run ``flush`` again later).
+error (printed with its code), 2 bad settings or arguments, 3 the ledger or the MQTT
+broker is unreachable (nothing lost: run ``flush`` again later; readings stay queued
+at the broker).
+
+The ``mqtt-*`` commands (:mod:`node_gateway.mqtt`) use the ``GATEWAY_MQTT_*`` settings:
+``mqtt-run`` is the subscriber (until SIGTERM or Ctrl-C), ``mqtt-publish-sim`` plays
+meters, ``mqtt-dead-letters`` lists (and replays) messages that were not readings.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
-from datetime import UTC, datetime
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -25,8 +34,18 @@ from carbon_protocol.errors import ProtocolError
 
 from .errors import CsvImportError, GatewayError, LedgerUnavailableError
 from .gateway import DeviceSpec, Gateway, Organisation, default_fleet
+from .mqtt import (
+    DEAD_LETTER_FILE,
+    BatchRecorder,
+    BrokerUnavailableError,
+    DeadLetters,
+    MeterPublisher,
+    MqttConfig,
+    MqttSubscriber,
+    PeriodicFlush,
+)
 from .settings import GatewaySettings
-from .simulator import KIND_QUANTITY
+from .simulator import KIND_QUANTITY, MeterSpec, Simulator, kind_of
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="carbon-gateway: sign meter readings at the edge and deliver them to "
@@ -221,6 +240,133 @@ def rotate_key(device: str, ledger: LedgerOpt = None) -> None:
     with _open(s) as gw:
         pub = _run(gw.rotate_key, device)
     console.print(f"{device}: new key {pub.suite}:{pub.key_id}", highlight=False)
+
+
+# -- MQTT ------------------------------------------------------------------------------
+def _run_mqtt(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Like :func:`_run`, with an unreachable broker as exit code 3."""
+    try:
+        return fn(*args, **kwargs)
+    except BrokerUnavailableError as exc:
+        _fail(exc.diagnostics(), 3)
+    except (GatewayError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+
+
+@app.command("mqtt-run")
+def mqtt_run(
+    flush_every: Annotated[float | None, typer.Option(
+        min=0, help="deliver the outbox to the ledger every so many seconds (default "
+                    "GATEWAY_MQTT_FLUSH_INTERVAL; 0: never)")] = None,
+    ledger: LedgerOpt = None,
+    idle_exit: Annotated[float | None, typer.Option(
+        min=0, help="stop after this many seconds without a message")] = None,
+    give_up_after: Annotated[float | None, typer.Option(
+        min=0, help="exit (code 3) when the broker has been unreachable this long "
+                    "(default: keep retrying)")] = None,
+) -> None:
+    """Subscribe to the meters' readings over MQTT; record each in the outbox before
+    acknowledging it (until SIGTERM or Ctrl-C)."""
+    s = _settings(ledger)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    interval = s.mqtt_flush_interval if flush_every is None else flush_every
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with Gateway(s.data_dir, suite=s.suite) as gw, \
+            MqttSubscriber(gw, MqttConfig.from_settings(s)) as sub:
+        flusher: AbstractContextManager[Any] = nullcontext()
+        if interval > 0:
+            flusher = PeriodicFlush(lambda: Gateway.from_settings(s), interval)
+        with flusher:
+            stats = _run_mqtt(sub.run, stop, idle_exit=idle_exit, give_up_after=give_up_after)
+    console.print(stats.summary(), highlight=False)
+
+
+@app.command("mqtt-publish-sim")
+def mqtt_publish_sim(
+    days: Annotated[float, typer.Option(min=0, help="how many days to publish")] = 1.0,
+    start: Annotated[str | None, typer.Option(
+        help="first moment (ISO, UTC); default GATEWAY_SIM_ORIGIN")] = None,
+    seed: Annotated[int | None, typer.Option(help="default GATEWAY_SEED")] = None,
+    meter: Annotated[list[str] | None, typer.Option(
+        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas, heat (repeatable; "
+                        "default: the provisioned meters, else one of each kind)")] = None,
+    site: Annotated[str | None, typer.Option(
+        help="site topic level (default GATEWAY_MQTT_SITE, else the site id's suffix)")]
+    = None,
+    timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for the broker's "
+                                                       "acknowledgements")] = 300.0,
+) -> None:
+    """Publish simulated 15-minute readings over MQTT (QoS 1), as meters would."""
+    s = _settings()
+    begin = _parse_start(start, s.sim_origin)
+    specs: list[MeterSpec] = []
+    for item in meter or []:
+        kind, sep, device = item.partition("=")
+        if not sep or kind not in KIND_QUANTITY:
+            _fail({"code": "invalid_argument",
+                   "message": f"--meter {item!r}: expected KIND=DEVICE_ID with KIND one of "
+                              f"{', '.join(KIND_QUANTITY)}"}, 2)
+        specs.append(MeterSpec(device, kind))  # type: ignore[arg-type]
+    if not specs and (s.data_dir / "outbox.db").exists():
+        with Gateway(s.data_dir, suite=s.suite) as gw:
+            for d in gw.outbox.devices():
+                k = kind_of(d.quantity, d.unit)
+                if k is not None:
+                    specs.append(MeterSpec(d.device, k))
+    if not specs:
+        specs = [MeterSpec(d.device_id, kind_of(d.quantity, d.unit) or "electricity")
+                 for d in default_fleet(s.prefix, s.resolved_site_id)]
+    sim = Simulator(specs, seed=s.seed if seed is None else seed, origin=s.sim_origin)
+    with MeterPublisher(MqttConfig.from_settings(s), site=site or s.resolved_mqtt_site) as pub:
+        _run_mqtt(pub.connect)
+        report = _run_mqtt(pub.publish, sim.readings(begin, begin + timedelta(days=days)),
+                           timeout=timeout)
+    rate = report.published / report.seconds if report.seconds > 0 else 0.0
+    console.print(f"published {report.published} readings of {len(specs)} meter(s) to "
+                  f"{pub.config.broker} in {report.seconds:.1f} s ({rate:.0f}/s)",
+                  highlight=False)
+    if report.refused:
+        _fail({"code": "broker_refused",
+               "message": f"the broker refused {report.refused} of them (MQTT 5 PUBACK "
+                          "failure: check the ACL for this user and topic)"})
+
+
+@app.command("mqtt-dead-letters")
+def mqtt_dead_letters(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    limit: Annotated[int, typer.Option(help="how many to list")] = 50,
+    replay: Annotated[bool, typer.Option(
+        help="record the dead letters that are valid now (e.g. after provisioning)")] = False,
+) -> None:
+    """MQTT messages that could not become readings, kept with their raw payloads."""
+    s = _settings()
+    with Gateway(s.data_dir, suite=s.suite) as gw, \
+            DeadLetters(s.data_dir / DEAD_LETTER_FILE) as dead:
+        if replay:
+            rep = _run(BatchRecorder(gw, dead, topic_root=s.mqtt_topic_root).replay)
+            console.print(f"replayed {rep.replayed}: recorded {rep.recorded}, already recorded "
+                          f"{rep.unchanged}, still rejected {rep.still_rejected}",
+                          highlight=False)
+        letters = dead.list(limit)
+        total = dead.count()
+    if as_json:
+        sys.stdout.write(json.dumps({"count": total, "dead_letters": [{
+            "id": d.id, "topic": d.topic, "code": d.code, "reason": d.reason,
+            "payload": d.payload.decode("utf-8", "replace"), "payload_size": d.payload_size,
+            "payload_sha256": d.payload_sha256, "first_seen": d.first_seen,
+            "last_seen": d.last_seen, "deliveries": d.deliveries} for d in letters]},
+            indent=2) + "\n")
+        return
+    console.print(f"{total} dead letter(s)", highlight=False)
+    if letters:
+        table = Table("id", "topic", "code", "reason", "payload", "seen")
+        for d in letters:
+            table.add_row(str(d.id), escape(d.topic), d.code, escape(d.reason),
+                          escape(repr(d.payload[:80])), str(d.deliveries))
+        console.print(table)
 
 
 def main() -> None:
