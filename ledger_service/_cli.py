@@ -37,9 +37,11 @@ def serve(
     import uvicorn
 
     from ._internal.anchor_loop import AnchorLoop
+    from ._internal.logging_setup import configure_logging
     from .api import create_app
     from .ledger import Ledger
 
+    configure_logging()  # LEDGER_LOG_FORMAT=json|text
     try:
         ledger = Ledger.open()
     except (LedgerError, ProtocolError) as exc:

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from .._internal.logging_setup import route_server_logs
 from ..ledger import Ledger
 from . import log, readings, registry
 from .errors import BodyLimit, install_error_handlers
+from .health import HealthSettings, install_health
 
 
-def create_app(ledger: Ledger) -> FastAPI:
-    """Build the API around an open :class:`Ledger`."""
-    app = FastAPI(title="carbon-ledger", version="0.1.0",
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # The server has configured its loggers by now; send them through ours.
+    route_server_logs()
+    yield
+
+
+def create_app(ledger: Ledger, *, health: HealthSettings | None = None) -> FastAPI:
+    """Build the API around an open :class:`Ledger`; ``health`` overrides the
+    ``LEDGER_HEALTH_*`` limits of ``/health``."""
+    app = FastAPI(title="carbon-ledger", version="0.1.0", lifespan=_lifespan,
                   summary="Signed carbon readings, a Merkle log, on-chain anchors, offline proofs")
     app.state.ledger = ledger
     install_error_handlers(app)
     app.include_router(registry.router)
     app.include_router(readings.router)
     app.include_router(log.router)
-
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, object]:
-        return {"status": "ok", "tree_size": ledger.tree_size()}
-
     app.add_middleware(BodyLimit, max_bytes=ledger.settings.max_body_bytes)
+    # After BodyLimit, so it is the outer layer: a refused oversized body is counted too.
+    install_health(app, ledger, health)
     return app
