@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from carbon_protocol.errors import IdentifierError, ProtocolError
 from carbon_protocol.identifiers import parse_identifier
@@ -85,6 +85,13 @@ __all__ = ["Resolver", "Authority", "load_or_create_key", "covers", "ancestors"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 900
+
+# The hot path's statements, built once (building one costs more than running it).
+_ROW = select(records.c.id, records.c.version, records.c.status, records.c.leaf_index,
+              records.c.signed).where(records.c.id == bindparam("id"))
+_HISTORY = select(record_versions.c.signed).where(
+    record_versions.c.id == bindparam("id"), record_versions.c.version < bindparam("version")
+).order_by(record_versions.c.version)
 
 
 def covers(prefix: str, other: str) -> bool:
@@ -720,9 +727,7 @@ class Resolver:
         history: list[SignedRecord] = []
         if row.version > 1:
             history = [SignedRecord.model_validate_json(bytes(h.signed)) for h in conn.execute(
-                select(record_versions.c.signed).where(
-                    record_versions.c.id == row.id, record_versions.c.version < row.version)
-                .order_by(record_versions.c.version))]
+                _HISTORY, {"id": row.id, "version": row.version})]
         proof = self._proofs(conn, [int(row.leaf_index)], [data])[0]
         return Answer(kind=kind, query=query, node_id=self.node_id,
                       record=SignedRecord.model_validate_json(data), history=history,
@@ -744,9 +749,7 @@ class Resolver:
             auth = self.authority_for(route.record.prefix)
             chain = () if auth is None else auth.chain
         with self.reader.connect() as conn:
-            row = conn.execute(select(records.c.id, records.c.version, records.c.status,
-                                      records.c.leaf_index, records.c.signed)
-                               .where(records.c.id == target)).first()
+            row = conn.execute(_ROW, {"id": target}).first()
             if row is None:
                 conn.rollback()
                 raise NotFoundError(f"{ident} is not registered", id=ident)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from carbon_protocol.merkle import (
     Frontier,
@@ -31,6 +31,11 @@ from .db import log_nodes, log_state, node_key
 __all__ = ["RecordLog"]
 
 _CHUNK = 900  # bound parameters per IN query, under SQLite's default limit
+
+# Built once: constructing a statement per call costs more than running it on SQLite.
+_SIZE = select(log_state.c.tree_size).where(log_state.c.id == 1)
+_NODES = select(log_nodes.c.node, log_nodes.c.hash).where(
+    log_nodes.c.node.in_(bindparam("keys", expanding=True)))
 
 
 class RecordLog:
@@ -56,8 +61,7 @@ class RecordLog:
 
     def size(self, conn: Connection) -> int:
         """The committed tree size."""
-        return int(conn.execute(select(log_state.c.tree_size).where(log_state.c.id == 1))
-                   .scalar_one())
+        return int(conn.execute(_SIZE).scalar_one())
 
     def locked_size(self, conn: Connection) -> int:
         """The tree size, read with a row lock held until the transaction ends."""
@@ -99,8 +103,7 @@ class RecordLog:
         found: dict[tuple[int, int], bytes] = {}
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
-            for row in conn.execute(select(log_nodes.c.node, log_nodes.c.hash)
-                                    .where(log_nodes.c.node.in_(chunk))):
+            for row in conn.execute(_NODES, {"keys": chunk}):
                 found[keys[row.node]] = bytes(row.hash)
         if len(found) != len(keys):
             missing = sorted(set(keys.values()) - set(found))
