@@ -10,7 +10,10 @@ Order of checks for each reading (the first failure names the reading's problem)
    refused; a jump forward is accepted and flagged with the number of missing values.
 
 Verification happens before the database lock is taken; only the duplicate check,
-the appends and the inserts run under it, so the lock is held for milliseconds.
+the appends and the inserts run under it, so the lock is held for milliseconds. The lock
+is the ``log_state`` row (``SELECT ... FOR UPDATE`` on PostgreSQL, SQLite's write lock),
+so with several service processes on one database the duplicate check of each batch
+sees every reading any process committed before it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, or_, select, update
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.merkle import leaf_hash
@@ -30,7 +33,7 @@ from carbon_protocol.signing import leaf_bytes, reading_bytes, reading_id, verif
 from carbon_protocol.suites import PublicKey, SuiteName, hash_fn
 
 from ._internal.clock import utc_text
-from ._internal.db import device_keys, devices, readings
+from ._internal.db import bulk_insert, device_keys, devices, greatest, readings
 from .errors import (
     BadSignatureError,
     LedgerError,
@@ -179,6 +182,7 @@ def store_batch(
     fresh: list[Verified] = []
     rows = []
     taken: dict[tuple[str, int], Receipt] = {}
+    raised: dict[str, int] = {}
     next_index = first_index
     for v in verified:
         r = v.signed.reading
@@ -203,7 +207,9 @@ def store_batch(
             continue
         last = last_seq.get(r.device, 0)
         gap = r.seq - last - 1 if r.seq > last + 1 else 0
-        last_seq[r.device] = max(last, r.seq)
+        if r.seq > last:
+            last_seq[r.device] = r.seq
+            raised[r.device] = r.seq
         receipt = Receipt(reading_id=v.reading_id, device=r.device, seq=r.seq,
                           leaf_index=next_index, leaf_hash=v.leaf_hash.hex(), log_id=log_id,
                           gap_before=gap)
@@ -216,11 +222,14 @@ def store_batch(
         })
         fresh.append(v)
         next_index += 1
-    if rows:
-        conn.execute(insert(readings), rows)
+    bulk_insert(conn, readings, rows)
+    if raised:
+        # GREATEST in SQL, not the value computed here: a device's last sequence number
+        # never goes backwards, whichever process or transaction wrote it last.
         conn.execute(
             update(devices).where(devices.c.id == bindparam("dev"))
-            .values(last_seq=bindparam("seq")),
-            [{"dev": d, "seq": s} for d, s in last_seq.items()],
+            .values(last_seq=greatest(conn, devices.c.last_seq,
+                                      bindparam("seq", type_=BigInteger))),
+            [{"dev": d, "seq": s} for d, s in raised.items()],
         )
     return fresh, outcomes

@@ -2,8 +2,11 @@
 
 The HTTP API, the CLI and the demo all drive this class; none of them touches tables
 directly. It is safe to share between threads (appends serialise on a lock and on the
-database's own lock) and between processes on one database (the ``log_state`` row
-lock keeps the log linear).
+database's own lock) and between processes on one database: the ``log_state`` row lock
+keeps the log linear, the schema is migrated under a database-wide lock, tree heads and
+the log state are insert-or-ignore, anchoring decisions are made under a lock, and a
+key file is created whole or not at all, so a process that loses a race reads what the
+winner made.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from carbon_protocol.chain_view import log_key as log_key_of
 from carbon_protocol.models import (
@@ -32,9 +35,18 @@ from carbon_protocol.signing import sign_tree_head
 from carbon_protocol.suites import PrivateKey
 
 from . import registry
+from ._internal import migrations
 from ._internal.chain import ChainClient
 from ._internal.clock import utc_text
-from ._internal.db import anchors, make_engine, metadata, reader, readings, tree_heads
+from ._internal.db import (
+    advisory_xact_lock,
+    anchors,
+    insert_or_ignore,
+    make_engine,
+    reader,
+    readings,
+    tree_heads,
+)
 from ._internal.faults import crash_point
 from ._internal.log_store import MerkleLog
 from .anchoring import Anchorer, AnchorEvent
@@ -54,23 +66,49 @@ __all__ = ["Ledger", "load_or_create_key"]
 
 
 def load_or_create_key(path: Path, suite: str) -> PrivateKey:
-    """Load a PEM private key, or create one readable by its owner only (0600)."""
-    if path.exists():
-        key = PrivateKey.from_pem(path.read_bytes())
-        if key.suite != suite:
-            raise LedgerError(f"key file {path} holds a {key.suite} key, settings want {suite}")
-        return key
-    key = PrivateKey.generate(suite)  # type: ignore[arg-type]
-    _write_private(path, key.to_pem())
+    """Load a PEM private key, or create one readable by its owner only (0600).
+
+    Two processes starting at once on one data directory both try to create it; one
+    wins and both use the winner's key.
+    """
+    if not path.exists():
+        key = PrivateKey.generate(suite)  # type: ignore[arg-type]
+        if _write_private(path, key.to_pem()):
+            return key
+    key = PrivateKey.from_pem(path.read_bytes())
+    if key.suite != suite:
+        raise LedgerError(f"key file {path} holds a {key.suite} key, settings want {suite}")
     return key
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only (0600); never overwrite."""
+def _write_private(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data``, readable by its owner only (0600); never overwrite.
+
+    The data goes to a private temporary file (``O_EXCL``) that is then hard-linked to
+    ``path``: the link either fails because ``path`` exists or makes the name appear
+    with its whole content, so another process never reads a half-written key.
+    Returns ``False`` when ``path`` already existed (the caller reads that file).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
 
 
 class Ledger:
@@ -94,7 +132,7 @@ class Ledger:
             every_seconds=settings.anchor_every_seconds, confirmations=settings.confirmations,
         )
         self._append_lock = threading.Lock()
-        metadata.create_all(engine)
+        migrations.upgrade(engine)
         with engine.begin() as conn:
             self.log.ensure_state(conn)
 
@@ -109,16 +147,20 @@ class Ledger:
                 # embedded deployment survives restarts of its in-memory chain.
                 key_file = settings.data_dir / "embedded_anchor_key.hex"
                 if not key_file.exists():
-                    _write_private(key_file, secrets.token_hex(32).encode())
+                    _write_private(key_file, secrets.token_hex(32).encode())  # or lost a race
                 chain = ChainClient.embedded(private_key=key_file.read_text().strip())
             else:
                 chain = ChainClient.connect(
                     str(settings.rpc_url), str(settings.anchor_private_key),
                     str(settings.contract_address), expected_chain_id=settings.chain_id,
                 )
-        engine = make_engine(settings.resolved_database_url)
         key = load_or_create_key(settings.resolved_log_key_file, settings.log_suite)
-        ledger = cls(settings, engine, chain, key)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            ledger = cls(settings, engine, chain, key)
+        except BaseException:
+            engine.dispose()  # e.g. the database holds another log: close what was opened
+            raise
         ledger.anchorer.send_pending()
         ledger.anchorer.verify_latest_final()
         return ledger
@@ -217,13 +259,17 @@ class Ledger:
         with self.engine.begin() as conn:
             row = conn.execute(select(tree_heads.c.signed)
                                .where(tree_heads.c.tree_size == size)).first()
-            if row is not None:  # another thread or process signed it meanwhile
-                return SignedTreeHead.model_validate_json(row.signed)
-            sth = self._sign_head(size, self.log.root(conn, size))
-            conn.execute(tree_heads.insert().values(
-                tree_size=size, root_hash=bytes.fromhex(sth.tree_head.root_hash),
-                signed=sth.model_dump_json(), created_at=sth.tree_head.timestamp))
-            return sth
+            if row is None:
+                sth = self._sign_head(size, self.log.root(conn, size))
+                # Another process may be signing this size right now: the first insert
+                # wins (the loser's waits for it, then does nothing) and every caller
+                # returns the head that was stored, so one size has one signed head.
+                conn.execute(insert_or_ignore(conn, tree_heads, "tree_size").values(
+                    tree_size=size, root_hash=bytes.fromhex(sth.tree_head.root_hash),
+                    signed=sth.model_dump_json(), created_at=sth.tree_head.timestamp))
+                row = conn.execute(select(tree_heads.c.signed)
+                                   .where(tree_heads.c.tree_size == size)).one()
+        return SignedTreeHead.model_validate_json(row.signed)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self.reader.connect() as conn:
@@ -234,17 +280,28 @@ class Ledger:
             return self.log.consistency_proof(conn, size1, size2)
 
     # -- anchoring ------------------------------------------------------------------
+    def _anchor_due(self, conn: Connection, size: int, force: bool,
+                    now: datetime | None) -> bool:
+        return self.anchorer.due(conn, size, now) or (
+            force and size > 0 and (self.anchorer.last_anchor(conn) or (0, ""))[0] < size)
+
     def anchor_tick(self, *, force: bool = False, now: datetime | None = None) -> list[AnchorEvent]:
         """One round of the anchoring loop: anchor the head if due, send, track."""
-        with self.engine.begin() as conn:
+        with self.reader.connect() as conn:
             size = self.log.size(conn)
-            due = self.anchorer.due(conn, size, now) or (
-                force and size > 0 and (self.anchorer.last_anchor(conn) or (0, ""))[0] < size)
+            due = self._anchor_due(conn, size, force, now)
+            conn.rollback()
         if due:
             sth = self.tree_head(size)
             assert sth is not None
             with self.engine.begin() as conn:
-                self.anchorer.record(conn, size, bytes.fromhex(sth.tree_head.root_hash))
+                # Every service process on this database runs this loop. The decision is
+                # taken again under a database-wide lock, so when two find the head due
+                # at once one records the anchor and the other then sees it and does not
+                # anchor the same head a second time.
+                advisory_xact_lock(conn, "anchor")
+                if self._anchor_due(conn, size, force, now):
+                    self.anchorer.record(conn, size, bytes.fromhex(sth.tree_head.root_hash))
         self.anchorer.send_pending()
         return self.anchorer.track()
 

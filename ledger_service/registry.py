@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carbon_protocol.errors import ProtocolError
@@ -156,13 +156,15 @@ def revoke_device_key(
     if row is None:
         raise NotFoundError(f"key {key_id} is not registered for device {device_id}", id=key_id)
     at = body.revoked_at or utc_text(now)
-    if row["revoked_at"] is not None and row["revoked_at"] <= at:
-        return _key_info(row)
+    # The earlier time wins in the UPDATE itself, so two revocations racing from two
+    # processes cannot move a revocation later.
     conn.execute(
-        update(device_keys).where(device_keys.c.key_id == key_id)
+        update(device_keys)
+        .where(device_keys.c.key_id == key_id,
+               or_(device_keys.c.revoked_at.is_(None), device_keys.c.revoked_at > at))
         .values(revoked_at=at, revocation_reason=body.reason)
     )
-    return _key_info({**row, "revoked_at": at})
+    return device_key_info(conn, key_id)
 
 
 def device_key_info(conn: Connection, key_id: str) -> DeviceKeyInfo:

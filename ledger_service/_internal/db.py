@@ -8,16 +8,25 @@ The Merkle log stores only perfect-subtree hashes (``merkle_nodes``), keyed by a
 single integer ``level << 48 | index`` so a whole inclusion proof is one ``IN``
 query. ``log_state`` holds the tree size and is the row every appender locks, which
 keeps two service processes from forking the log.
+
+The schema is created and changed only by the Alembic migrations in
+:mod:`ledger_service._internal.migrations`; a test keeps them equal to ``metadata``.
+Statements whose SQL differs between the two databases (insert-or-ignore, the larger
+of two values, advisory locks) are built here, so callers stay dialect-free.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
+    Connection,
     Engine,
     ForeignKey,
     Index,
@@ -30,9 +39,16 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
-__all__ = ["metadata", "make_engine", "reader", "node_key", "NODE_LEVEL_SHIFT"]
+__all__ = [
+    "metadata", "make_engine", "reader", "node_key", "NODE_LEVEL_SHIFT", "insert_or_ignore",
+    "greatest", "advisory_xact_lock", "bulk_insert",
+]
 
 metadata = MetaData()
 NODE_LEVEL_SHIFT = 48
@@ -196,3 +212,68 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def reader(engine: Engine) -> Engine:
     """The same engine and pool, for read-only work (deferred transactions on SQLite)."""
     return engine.execution_options(read_only=True)
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows, all with the same keys, in ``conn``'s transaction.
+
+    PostgreSQL with psycopg 3: one ``COPY ... FROM STDIN``, in the same transaction.
+    Ingest inserts the readings and Merkle nodes of a batch while holding the log lock,
+    and COPY takes about a third of the time of a pipelined ``executemany`` there (for
+    1,000 readings and their 2,000 nodes, measured 25-35 ms against 70-85 ms), which is
+    time every other appending process waits. Elsewhere: an ``executemany`` INSERT.
+    """
+    if not rows:
+        return
+    if (conn.dialect.name, conn.dialect.driver) != ("postgresql", "psycopg"):
+        conn.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN")
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row[n] for n in names])
+
+
+def insert_or_ignore(conn: Connection, table: Table, *conflict_columns: str) -> Insert:
+    """``INSERT ... ON CONFLICT (conflict_columns) DO NOTHING`` for ``conn``'s database.
+
+    Both PostgreSQL and SQLite (3.24+) have the clause. Where two processes may insert
+    the same key (the same signed tree head, the single ``log_state`` row), the loser's
+    insert becomes a no-op instead of a unique violation, and it reads the winner's row.
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    raise NotImplementedError(f"insert-or-ignore is not written for {name}")
+
+
+def greatest(conn: Connection, a: Any, b: Any) -> ColumnElement[Any]:
+    """The larger of two SQL values: ``GREATEST`` in PostgreSQL, two-argument ``MAX`` in
+    SQLite."""
+    if conn.dialect.name == "sqlite":
+        return func.max(a, b)
+    return func.greatest(a, b)
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``name``."""
+    return int.from_bytes(hashlib.sha256(f"carbon-ledger:{name}".encode()).digest()[:8],
+                          "big", signed=True)
+
+
+def advisory_xact_lock(conn: Connection, name: str) -> None:
+    """Hold the database-wide lock ``name`` until ``conn``'s transaction ends.
+
+    PostgreSQL: ``pg_advisory_xact_lock``, so two processes serialise on it and a
+    crashed holder releases it with its connection. SQLite: nothing to do, since every
+    writing transaction already holds the database's one write lock (``BEGIN
+    IMMEDIATE``, see :func:`make_engine`).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(name)})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from carbon_protocol.merkle import (
     Frontier,
@@ -27,7 +27,7 @@ from carbon_protocol.merkle import (
 from carbon_protocol.suites import SuiteName, hash_fn
 
 from ..errors import InvalidInputError, LedgerError
-from .db import log_state, merkle_nodes, node_key
+from .db import bulk_insert, insert_or_ignore, log_state, merkle_nodes, node_key
 
 __all__ = ["MerkleLog"]
 
@@ -42,12 +42,15 @@ class MerkleLog:
         self._frontier = Frontier(self.h)
 
     def ensure_state(self, conn: Connection) -> None:
-        """Create the single ``log_state`` row, or check it names this log and suite."""
-        row = conn.execute(select(log_state).where(log_state.c.id == 1)).mappings().first()
-        if row is None:
-            conn.execute(insert(log_state).values(id=1, log_id=self.log_id, suite=self.suite,
-                                                  tree_size=0))
-        elif (row["log_id"], row["suite"]) != (self.log_id, self.suite):
+        """Create the single ``log_state`` row, or check it names this log and suite.
+
+        Two processes starting at once may both find no row: the insert is an
+        insert-or-ignore, and both then check the row that won.
+        """
+        conn.execute(insert_or_ignore(conn, log_state, "id").values(
+            id=1, log_id=self.log_id, suite=self.suite, tree_size=0))
+        row = conn.execute(select(log_state).where(log_state.c.id == 1)).mappings().one()
+        if (row["log_id"], row["suite"]) != (self.log_id, self.suite):
             raise LedgerError(
                 f"database holds log {row['log_id']} ({row['suite']}), but the settings name "
                 f"{self.log_id} ({self.suite}); refusing to mix logs"
@@ -66,6 +69,9 @@ class MerkleLog:
         return int(conn.execute(stmt).scalar_one())
 
     def _load_frontier(self, conn: Connection, size: int) -> Frontier:
+        # ``size`` was read under the row lock. If another process appended since this
+        # one last did, the sizes differ and the right edge is read from the database;
+        # an equal size means the same tree, since the log only grows under that lock.
         if self._frontier.size == size:
             return Frontier(self.h, size, self._frontier.hashes())
         nodes = perfect_subtrees(0, size) if size else []
@@ -82,8 +88,7 @@ class MerkleLog:
         for leaf in leaf_hashes:
             for level, index, digest in frontier.append(leaf):
                 rows.append({"node": node_key(level, index), "hash": digest})
-        if rows:
-            conn.execute(insert(merkle_nodes), rows)
+        bulk_insert(conn, merkle_nodes, rows)
         conn.execute(update(log_state).where(log_state.c.id == 1)
                      .values(tree_size=frontier.size))
         return frontier
