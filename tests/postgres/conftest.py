@@ -1,4 +1,5 @@
-"""Fixtures for tests that need a PostgreSQL server: fresh databases, dropped afterwards.
+"""Fixtures for tests that need a PostgreSQL server (fresh databases, dropped afterwards)
+and, for some, an anvil node.
 
 The server is ``CARBON_TEST_DATABASE_URL`` (as for the rest of the suite), else a local
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; tests are skipped, saying so,
@@ -10,11 +11,16 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+
+from ledger_service.devchain import start_node
+from ledger_service.errors import ChainUnavailableError
 
 LOCAL_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -54,3 +60,14 @@ def fresh_pg(pg_server: str) -> Iterator[Callable[[], str]]:
         for name in made:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def anvil(tmp_path: Path) -> Iterator[Any]:
+    """A fresh anvil node (from the pinned npm package), stopped afterwards."""
+    try:
+        node = start_node("anvil", tmp_path / "anvil")
+    except ChainUnavailableError as exc:
+        pytest.skip(f"needs anvil: {exc}")
+    with node:
+        yield node

@@ -22,8 +22,7 @@ from carbon_protocol.suites import PrivateKey
 from ledger_service import registry
 from ledger_service._internal.chain import ANCHORER_ROLE, ChainClient
 from ledger_service._internal.db import anchors, devices, tree_heads
-from ledger_service.devchain import DEV_KEYS, start_node
-from ledger_service.errors import ChainUnavailableError
+from ledger_service.devchain import DEV_KEYS
 from ledger_service.ingest import store_batch, verify_batch
 from ledger_service.ledger import Ledger, load_or_create_key
 from ledger_service.models import DeviceCreate, DeviceKeyCreate, EnterpriseCreate, SiteCreate
@@ -192,16 +191,6 @@ def test_last_seq_never_goes_backwards(two_ledgers: list[Ledger]) -> None:
     with a.engine.connect() as conn:
         last = conn.execute(select(devices.c.last_seq).where(devices.c.id == device))
         assert last.scalar_one() == 20
-
-
-@pytest.fixture
-def anvil(tmp_path: Path) -> Iterator[Any]:
-    try:
-        node = start_node("anvil", tmp_path / "anvil")
-    except ChainUnavailableError as exc:
-        pytest.skip(f"needs anvil: {exc}")
-    with node:
-        yield node
 
 
 @pytest.mark.postgres

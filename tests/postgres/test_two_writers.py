@@ -47,8 +47,7 @@ from carbon_protocol.suites import PrivateKey, PublicKey, hash_fn
 from carbon_protocol.verify import verify_bundle
 from ledger_service._internal.chain import ANCHORER_ROLE, ChainClient
 from ledger_service._internal.db import anchors, log_state, readings, tree_heads
-from ledger_service.devchain import DEV_KEYS, free_port, start_node
-from ledger_service.errors import ChainUnavailableError
+from ledger_service.devchain import DEV_KEYS, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.chain, pytest.mark.slow,
               pytest.mark.timeout(120)]
@@ -108,16 +107,6 @@ def stop(service: Service) -> None:
         except subprocess.TimeoutExpired:
             service.process.kill()
             service.process.wait()
-
-
-@pytest.fixture
-def anvil(tmp_path: Path) -> Iterator[Any]:
-    try:
-        node = start_node("anvil", tmp_path / "anvil")
-    except ChainUnavailableError as exc:
-        pytest.skip(f"needs anvil: {exc}")
-    with node:
-        yield node
 
 
 @dataclass
