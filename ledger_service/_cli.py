@@ -164,6 +164,17 @@ def devchain(
     raise typer.Exit(code)
 
 
+def _mount_resolver_commands() -> None:
+    """``carbon-ledger resolve ID`` and ``carbon-ledger custody ID`` (issue 5)."""
+    from identifier_resolver._cli import custody_command, resolve_command
+
+    app.command("resolve", help=resolve_command.__doc__)(resolve_command)
+    app.command("custody", help=custody_command.__doc__)(custody_command)
+
+
+_mount_resolver_commands()
+
+
 def main() -> None:
     """Entry point of the ``carbon-ledger`` script."""
     app()

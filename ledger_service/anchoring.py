@@ -139,12 +139,19 @@ class Anchorer:
         return elapsed.total_seconds() >= self.every_seconds
 
     # -- sending --------------------------------------------------------------------
+    @property
+    def _submitter(self) -> str:
+        """This process's anchoring account, as stored in ``anchors.submitter``."""
+        return str(self.chain.account).lower()
+
     def _next_nonce(self, conn: Connection) -> int:
         chain_nonce = int(self.chain.pending_nonce())
         # Open anchors the node may have forgotten still own their nonces: they are
-        # resent as they are, so a new anchor must not take one of them.
+        # resent as they are, so a new anchor must not take one of them. Only this
+        # account's anchors count: another process may anchor with its own key.
         row = conn.execute(
-            select(anchors.c.nonce).where(anchors.c.status.in_(OPEN_STATUSES))
+            select(anchors.c.nonce).where(anchors.c.status.in_(OPEN_STATUSES),
+                                          anchors.c.submitter == self._submitter)
             .order_by(anchors.c.nonce.desc()).limit(1)
         ).first()
         return chain_nonce if row is None else max(chain_nonce, int(row.nonce) + 1)
@@ -183,7 +190,9 @@ class Anchorer:
             rows = conn.execute(
                 select(anchors.c.id, anchors.c.raw_tx, anchors.c.tx_hash, anchors.c.attempts,
                        anchors.c.status)
-                .where(anchors.c.status.in_(("signed", "dropped"))).order_by(anchors.c.nonce)
+                .where(anchors.c.status.in_(("signed", "dropped")),
+                       anchors.c.submitter == self._submitter)
+                .order_by(anchors.c.nonce)
             ).all()
         if not rows:
             return 0

@@ -20,5 +20,6 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_strict_is_clean() -> None:
-    out = _run("mypy", "carbon_protocol", "carbon_rules", "ledger_service", "node_gateway")
+    out = _run("mypy", "carbon_protocol", "carbon_rules", "identifier_resolver", "ledger_service",
+               "node_gateway")
     assert out.returncode == 0, out.stdout + out.stderr
