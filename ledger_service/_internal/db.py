@@ -18,6 +18,8 @@ of two values, advisory locks) are built here, so callers stay dialect-free.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -194,10 +196,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            _ensure_wal(cur)
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -207,6 +209,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _ensure_wal(cur: Any, deadline_s: float = 60.0) -> None:
+    """Switch a SQLite file to WAL once; retry while another process holds the lock.
+
+    WAL is a property of the file, so only the first connection ever needs to set it.
+    Changing the journal mode needs an exclusive lock and SQLite does not always call
+    the busy handler for it: when several processes open a brand-new file at the same
+    moment, all but one get "database is locked" at once. Checking first and retrying
+    turns that race into a short wait.
+    """
+    give_up = time.monotonic() + deadline_s
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.05)
 
 
 def reader(engine: Engine) -> Engine:
