@@ -1,0 +1,299 @@
+"""The inventory wire object: what a gateway signs and the ledger logs and anchors.
+
+An inventory is an emissions statement for one gateway's devices over one period. It
+names everything a stranger needs to re-derive it bit for bit:
+
+* the rule: methodology id and version on a ``RuleRegistry`` (chain id and address) and
+  the version's parameters hash, so the factors cannot be swapped for others;
+* per line (one emission source, i.e. one meter), the exact readings used: the device,
+  its sequence range and the Merkle leaf indices of those readings in the ledger's log
+  (as ranges), with the activity data computed from them and the factors applied;
+* the emissions of each line and the totals per scope, as 18-decimal fixed-point
+  strings (the numbers ``carbon_rules.fixed_point`` and ``EmissionFormulas.sol`` share);
+* a data quality summary: readings per quality flag and sequence gaps.
+
+It is signed like every other object here: the gateway's key signs the RFC 8785 JSON of
+:class:`Inventory` (suite and key id inside it), and the ledger's Merkle leaf is the
+RFC 8785 JSON of :class:`SignedInventory`. This module is the format only; computing and
+checking the numbers is :mod:`carbon_rules.inventory`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .canonical import canonical_json
+from .errors import SignatureError
+from .identifiers import IdentifierStr
+from .merkle import leaf_hash
+from .models import (
+    Address,
+    Domain,
+    Hex16,
+    Hex32,
+    PositiveInt,
+    Quantity,
+    SafeInt,
+    SignatureHex,
+    SuiteField,
+    UtcTimestamp,
+    parse_utc,
+)
+from .suites import PrivateKey, PublicKey, SuiteName, hash_fn
+
+__all__ = [
+    "INVENTORY_FORMAT",
+    "ActivityData",
+    "DataQuality",
+    "FactorApplied",
+    "FixedStr",
+    "Inventory",
+    "InventoryLine",
+    "LeafRange",
+    "Period",
+    "ReadingSet",
+    "RuleVersionRef",
+    "Scope",
+    "SignedInventory",
+    "SourceKind",
+    "Totals",
+    "inventory_bytes",
+    "inventory_id",
+    "inventory_leaf_bytes",
+    "inventory_leaf_hash",
+    "sign_inventory",
+    "verify_inventory_signature",
+]
+
+INVENTORY_FORMAT: Literal["carbon-ledger/inventory/v1"] = "carbon-ledger/inventory/v1"
+
+FixedStr = Annotated[
+    str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,38})(?:\.[0-9]{0,17}[1-9])?$")
+]
+"""A non-negative 18-decimal fixed-point number as a plain decimal: no sign, no
+exponent, no trailing zeros after the point (``carbon_rules.fixed_point.to_decimal``)."""
+
+RuleName = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,32}$")]
+"""A name as the ``RuleRegistry`` stores it (``bytes32``): 1-32 printable ASCII."""
+
+SourceKind = Literal["purchased_electricity", "purchased_heat", "fuel_combustion"]
+"""The emission source a line accounts for (GB/T 32151 source categories)."""
+
+Scope = Literal[1, 2]
+"""ISO 14064-1 / GHG Protocol scope: 1 direct (combustion), 2 purchased energy."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class RuleVersionRef(_Wire):
+    """The rule version an inventory was computed with, and where it is published."""
+
+    chain_id: PositiveInt
+    registry: Address
+    methodology_id: RuleName
+    version: PositiveInt
+    parameters_hash: Hex32
+    """``keccak256`` of the version's parameters as the registry publishes it."""
+
+
+class Period(_Wire):
+    """The accounting period ``[start, end)``; a reading belongs to it when the interval
+    it measures ends inside ``(start, end]`` (``measured_at`` is the interval's end)."""
+
+    label: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    """``2026-10`` (month), ``2026-Q4``, ``2026``, ``2026-10-05`` or a free label."""
+    start: UtcTimestamp
+    end: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if parse_utc(self.end) <= parse_utc(self.start):
+            raise ValueError(f"period end {self.end} is not after its start {self.start}")
+        return self
+
+
+class LeafRange(_Wire):
+    """Leaf indices ``first..last`` (inclusive) of the ledger's Merkle log."""
+
+    first: SafeInt
+    last: SafeInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeafRange:
+        if self.last < self.first:
+            raise ValueError(f"leaf range {self.first}..{self.last} is empty")
+        return self
+
+
+class ReadingSet(_Wire):
+    """The exact readings of one device a line used: every one of them, no other."""
+
+    device: IdentifierStr
+    quantity: Quantity
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=8)]
+    count: PositiveInt
+    first_seq: PositiveInt
+    last_seq: PositiveInt
+    leaves: list[LeafRange] = Field(min_length=1, max_length=1_000_000)
+    """Ascending, disjoint, non-adjacent ranges whose sizes add up to ``count``."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReadingSet:
+        if self.last_seq < self.first_seq:
+            raise ValueError(f"sequence range {self.first_seq}..{self.last_seq} is empty")
+        total = 0
+        previous = -2
+        for r in self.leaves:
+            if r.first <= previous + 1:
+                raise ValueError("leaf ranges must be ascending, disjoint and not adjacent")
+            total += r.last - r.first + 1
+            previous = r.last
+        if total != self.count:
+            raise ValueError(f"leaf ranges hold {total} leaves, count says {self.count}")
+        return self
+
+    def leaf_indices(self) -> list[int]:
+        """Every leaf index named, ascending."""
+        return [i for r in self.leaves for i in range(r.first, r.last + 1)]
+
+
+class ActivityData(_Wire):
+    """Activity data (AD) of a line, in the unit the formula takes."""
+
+    value: FixedStr
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    """``MWh`` (electricity), ``GJ`` (heat), ``10^4Nm3`` (natural gas)."""
+    metered: FixedStr
+    """The sum of the readings' interval values, in the meters' own unit."""
+    metered_unit: Annotated[str, StringConstraints(min_length=1, max_length=8)]
+
+
+class FactorApplied(_Wire):
+    """A parameter as applied: the registry's published default or a measured value."""
+
+    id: RuleName
+    value: FixedStr
+    unit: RuleName
+    measured: bool
+    """``True``: ``value`` was measured (and must lie in the factor's plausible range)."""
+    source: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    """The document the registry cites for the factor (its default's provenance)."""
+    year: SafeInt
+
+
+class DataQuality(_Wire):
+    """How much of the activity data was measured, and what is missing."""
+
+    readings: SafeInt
+    measured: SafeInt
+    estimated: SafeInt
+    manual: SafeInt
+    substituted: SafeInt
+    sequence_gaps: SafeInt
+    """Sequence numbers missing inside the readings' range (never silently filled)."""
+
+
+class InventoryLine(_Wire):
+    """One emission source: a meter's readings, activity data, factors, emissions."""
+
+    line: PositiveInt
+    source: SourceKind
+    scope: Scope
+    site: IdentifierStr | None = None
+    readings: ReadingSet
+    activity: ActivityData
+    factors: list[FactorApplied] = Field(min_length=1, max_length=8)
+    formula: Literal["E = AD x EF", "E = FC x NCV x CC x OF x 44/12"]
+    emissions: FixedStr
+    """tCO2e."""
+    quality: DataQuality
+
+
+class Totals(_Wire):
+    """Emissions in tCO2e: per scope and altogether (exact sums of the lines)."""
+
+    scope1: FixedStr
+    scope2: FixedStr
+    total: FixedStr
+
+
+class Inventory(_Wire):
+    """An emissions inventory as a gateway signs it."""
+
+    format: Literal["carbon-ledger/inventory/v1"] = INVENTORY_FORMAT
+    suite: SuiteField
+    key_id: Hex16
+    gateway: IdentifierStr
+    domain: Domain
+    """The ledger deployment whose log holds the readings (replay protection)."""
+    period: Period
+    rule: RuleVersionRef
+    lines: list[InventoryLine] = Field(min_length=1, max_length=10_000)
+    totals: Totals
+    quality: DataQuality
+    computed_at: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _numbered(self) -> Inventory:
+        devices = set()
+        for n, line in enumerate(self.lines, start=1):
+            if line.line != n:
+                raise ValueError(f"line {n} is numbered {line.line}")
+            if line.readings.device in devices:
+                raise ValueError(f"device {line.readings.device} has two lines")
+            devices.add(line.readings.device)
+        return self
+
+    def devices(self) -> list[str]:
+        """The devices the inventory covers, in line order."""
+        return [line.readings.device for line in self.lines]
+
+
+class SignedInventory(_Wire):
+    """An inventory with the gateway's signature; the Merkle leaf is its canonical form."""
+
+    inventory: Inventory
+    signature: SignatureHex
+
+
+def inventory_bytes(inventory: Inventory) -> bytes:
+    """The exact bytes a gateway signs: RFC 8785 JSON of the inventory."""
+    return canonical_json(inventory.model_dump(mode="json"))
+
+
+def sign_inventory(inventory: Inventory, key: PrivateKey) -> SignedInventory:
+    """Sign ``inventory`` with the gateway key whose suite and id it names."""
+    pub = key.public_key()
+    if (inventory.suite, inventory.key_id) != (pub.suite, pub.key_id):
+        raise SignatureError(f"inventory names key {inventory.key_id} ({inventory.suite}) "
+                             f"but the signing key is {pub.key_id} ({pub.suite})")
+    return SignedInventory(inventory=inventory,
+                           signature=key.sign(inventory_bytes(inventory)).hex())
+
+
+def verify_inventory_signature(signed: SignedInventory, key: PublicKey) -> None:
+    """Raise :class:`SignatureError` unless ``key`` signed ``signed.inventory``."""
+    inv = signed.inventory
+    if (inv.suite, inv.key_id) != (key.suite, key.key_id):
+        raise SignatureError(f"inventory names key {inv.key_id} ({inv.suite}) but the key "
+                             f"given is {key.key_id} ({key.suite})")
+    key.verify(bytes.fromhex(signed.signature), inventory_bytes(inv))
+
+
+def inventory_leaf_bytes(signed: SignedInventory) -> bytes:
+    """The Merkle leaf data of a signed inventory: its RFC 8785 JSON."""
+    return canonical_json(signed.model_dump(mode="json"))
+
+
+def inventory_leaf_hash(signed: SignedInventory, log_suite: SuiteName) -> bytes:
+    """RFC 6962 leaf hash ``H(0x00 || leaf_bytes)`` with the log's hash function."""
+    return leaf_hash(hash_fn(log_suite), inventory_leaf_bytes(signed))
+
+
+def inventory_id(prefix: str, leaf: bytes) -> str:
+    """The identifier of a logged inventory: anyone holding the leaf can derive it."""
+    return f"{prefix}/inv.{leaf[:16].hex()}"
