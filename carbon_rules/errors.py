@@ -21,18 +21,26 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ActivityDataError",
+    "ActivityInputError",
+    "ColumnarRangeError",
+    "DuplicateReadingError",
     "ContractRuleError",
     "FixedPointOverflowError",
     "ImplausibleFactorError",
     "InvalidDecimalError",
     "InvalidParameterError",
+    "IncompatibleUnitsError",
     "InvalidRuleError",
     "NoVersionInForceError",
     "PublicationRefusedError",
+    "ReadingOrderError",
+    "RegisterAnomalyError",
     "RegistryError",
     "RegistryUnavailableError",
     "RulesError",
+    "UnitError",
     "UnknownRuleError",
+    "UnknownUnitError",
     "VersionNotInForceError",
     "VersionNotYetInForceError",
     "VersionSupersededError",
@@ -73,6 +81,57 @@ class ActivityDataError(RulesError, ValueError):
     """No activity data source is available (case 18: neither meter nor bill)."""
 
     code = "no_activity_data"
+
+
+class ActivityInputError(RulesError, ValueError):
+    """Readings or configuration cannot be turned into activity data as given
+    (:mod:`carbon_rules.activity`); nothing is computed from a partial input."""
+
+    code = "invalid_activity_input"
+
+
+class UnitError(ActivityInputError):
+    """A unit cannot be used for the conversion asked for."""
+
+    code = "unit_error"
+
+
+class UnknownUnitError(UnitError, LookupError):
+    """The unit is not one :mod:`carbon_rules.activity.units` knows."""
+
+    code = "unknown_unit"
+
+
+class IncompatibleUnitsError(UnitError):
+    """The units measure different things (kWh to t), or one device mixes units."""
+
+    code = "incompatible_units"
+
+
+class DuplicateReadingError(ActivityInputError):
+    """Two readings claim the same device and sequence number, or the same Merkle leaf."""
+
+    code = "duplicate_reading"
+
+
+class ReadingOrderError(ActivityInputError):
+    """A device's measurement times do not increase with its sequence numbers."""
+
+    code = "reading_order"
+
+
+class RegisterAnomalyError(ActivityInputError):
+    """A register went backwards without a rollover or declared replacement (raised
+    only when the configuration asks for errors instead of flagged anomalies)."""
+
+    code = "register_anomaly"
+
+
+class ColumnarRangeError(ActivityInputError, OverflowError):
+    """Scaled values do not fit the columnar path's int64 arithmetic; use fewer
+    decimals or the exact per-reading path."""
+
+    code = "columnar_range"
 
 
 class RegistryUnavailableError(RulesError):
