@@ -18,6 +18,7 @@ replacement, gaps), :mod:`~carbon_rules.activity.aggregate` (conversion and roll
 """
 
 from .aggregate import UNASSIGNED_SITE, ActivityData, LeafRanges, Level, QualityCounts, Totals
+from .columnar import ReadingColumns, compute_activity_columnar
 from .exact import compute_activity
 from .model import QUALITIES, ActivityConfig, MeterConfig, MeterReplacement, Quality, ReadingPoint
 from .periods import DEFAULT_TIMEZONE, PERIODS, Period
@@ -43,9 +44,11 @@ __all__ = [
     "Period",
     "Quality",
     "QualityCounts",
+    "ReadingColumns",
     "ReadingPoint",
     "TariffSchedule",
     "Totals",
     "compute_activity",
+    "compute_activity_columnar",
     "convert",
 ]
