@@ -38,13 +38,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +49,7 @@ if __package__ in (None, ""):  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import (
-    ENTERPRISE,
     PREFIX,
-    SITE,
-    VALID_FROM,
     BenchDevice,
     BenchmarkFailure,
     check,
@@ -64,120 +58,11 @@ from benchmarks._common import (
     progress,
     signed_reading,
 )
+from benchmarks._services import check_log, cpu_seconds, fresh_database, register, services
 
 BATCH = 1_000
 CLIENTS_PER_PROCESS = 2
 SCALING_TARGET = 1.5
-LOCAL_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _server_url() -> str:
-    return (os.environ.get("CARBON_BENCH_DATABASE_URL")
-            or os.environ.get("CARBON_TEST_DATABASE_URL") or LOCAL_SERVER)
-
-
-@contextmanager
-def _fresh_database() -> Iterator[str]:
-    """A new empty database on the benchmark server, dropped on exit."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    server = _server_url()
-    name = f"carbon_t_{secrets.token_hex(6)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    from ledger_service.devchain import free_port
-
-    return free_port()
-
-
-@contextmanager
-def _services(count: int, database_url: str, data_dir: Path, suite: str,
-              workdir: Path) -> Iterator[list[tuple[str, int]]]:
-    """``count`` service processes on one database and data directory; (base URL, pid)
-    of each."""
-    import httpx
-
-    env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_DATA_DIR": str(data_dir),
-           "LEDGER_LOG_SUITE": suite, "LEDGER_ANCHOR_EVERY_LEAVES": str(10**9),
-           "LEDGER_ANCHOR_EVERY_SECONDS": "86400"}
-    exe = str(Path(sys.executable).parent / "carbon-ledger")
-    procs: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-    try:
-        for i in range(count):
-            port = _free_port()
-            log_path = workdir / f"service{i}.log"
-            with log_path.open("wb") as out:
-                proc = subprocess.Popen(
-                    [exe, "serve", "--port", str(port), "--anchor-interval", "30"],
-                    env=env, stdout=out, stderr=subprocess.STDOUT)
-            procs.append((proc, f"http://127.0.0.1:{port}", log_path))
-        deadline = time.monotonic() + 60
-        for proc, url, log_path in procs:
-            while True:
-                if proc.poll() is not None:
-                    raise BenchmarkFailure(f"service at {url} exited with {proc.returncode}: "
-                                           f"{log_path.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{url}/v1/log", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BenchmarkFailure(f"service at {url} did not start in 60 s")
-                time.sleep(0.1)
-        yield [(url, proc.pid) for proc, url, _ in procs]
-    finally:
-        for proc, _, _ in procs:
-            proc.terminate()
-        for proc, _, _ in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _post(client: Any, path: str, body: Any) -> Any:
-    response = client.post(path, json=body)
-    check(response.status_code in (200, 201), f"POST {path}: {response.status_code} "
-                                              f"{response.text[:500]}")
-    return response.json()
-
-
-def _register(url: str, devices: list[BenchDevice], suite: str) -> None:
-    import httpx
-
-    with httpx.Client(base_url=url, timeout=60) as client:
-        _post(client, "/v1/enterprises", {"id": ENTERPRISE, "name": "Bench Steel"})
-        _post(client, "/v1/sites", {"id": SITE, "enterprise_id": ENTERPRISE, "name": "Plant",
-                                    "region": "Liaoning"})
-        for dev in devices:
-            _post(client, "/v1/devices", {"id": dev.id, "site_id": SITE,
-                                          "quantity": "active_energy", "unit": "kWh",
-                                          "serial": dev.id})
-            _post(client, f"/v1/devices/{dev.id}/keys", {
-                "suite": suite, "public_key": dev.key.public_key().hex(),
-                "valid_from": VALID_FROM})
-
-
 def _ingest(urls: list[str], bodies: list[bytes]) -> tuple[float, int, list[float]]:
     """Post every body, round-robin over the services, with CLIENTS_PER_PROCESS threads
     per service; (wall seconds, readings accepted, per-batch seconds)."""
@@ -227,25 +112,6 @@ def _ingest(urls: list[str], bodies: list[bytes]) -> tuple[float, int, list[floa
     return seconds, accepted[0], latencies
 
 
-def _check_log(database_url: str, n: int) -> None:
-    from sqlalchemy import create_engine, func, select
-
-    from ledger_service._internal.db import log_state, readings
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            count, low, high, distinct = conn.execute(select(
-                func.count(), func.min(readings.c.leaf_index), func.max(readings.c.leaf_index),
-                func.count(readings.c.leaf_index.distinct()))).one()
-            size = conn.execute(select(log_state.c.tree_size)).scalar_one()
-    finally:
-        engine.dispose()
-    check((count, low, high, distinct, size) == (n, 0, n - 1, n, n),
-          f"after ingest: {count} readings, leaf indices {low}..{high} ({distinct} distinct), "
-          f"tree size {size}; expected {n} at 0..{n - 1}")
-
-
 def _presign(suite: str, n: int, device_count: int, domain: Any) -> tuple[list[BenchDevice],
                                                                             list[bytes]]:
     from carbon_protocol.suites import PrivateKey
@@ -285,9 +151,9 @@ def run(suites: list[str], quick: bool) -> None:
             for processes in (1, 2):
                 log(f"ingest_pg [{suite}]: {n:,} readings, {processes} service process(es), "
                     f"{CLIENTS_PER_PROCESS} client threads each, fresh PostgreSQL database")
-                with _fresh_database() as url, _services(processes, url, data_dir, suite,
-                                                         work) as services:
-                    urls = [u for u, _ in services]
+                with fresh_database() as url, services(processes, url, data_dir, suite,
+                                                         work) as running:
+                    urls = [u for u, _ in running]
                     info = httpx.get(f"{urls[0]}/v1/log", timeout=10).json()
                     if not bodies:
                         devices, bodies = _presign(suite, n, device_count,
@@ -295,14 +161,14 @@ def run(suites: list[str], quick: bool) -> None:
                     else:
                         check(info["domain"] == json.loads(bodies[0])["readings"][0]
                               ["reading"]["domain"], "the signing domain changed between runs")
-                    _register(urls[0], devices, suite)
+                    register(urls[0], devices, suite)
                     load_before = os.getloadavg()[0]
-                    cpu_before = [_cpu_seconds(pid) for _, pid in services]
+                    cpu_before = [cpu_seconds(pid) for _, pid in running]
                     seconds, accepted, latencies = _ingest(urls, bodies)
                     cpu = [after - before for after, before in zip(
-                        [_cpu_seconds(pid) for _, pid in services], cpu_before, strict=True)]
+                        [cpu_seconds(pid) for _, pid in running], cpu_before, strict=True)]
                     check(accepted == n, f"[{suite}] {accepted} of {n} readings accepted")
-                    _check_log(url, n)
+                    check_log(url, n)
                 rates[processes] = n / seconds
                 cpu_use[processes] = (sum(cpu), seconds)
                 latencies.sort()

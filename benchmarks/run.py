@@ -20,7 +20,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import anchor, anchor_latency, ingest, ingest_postgres, proofs, resolver, rule_gas
+from benchmarks import (
+    anchor,
+    anchor_latency,
+    burst,
+    ingest,
+    ingest_postgres,
+    proofs,
+    resolver,
+    rule_gas,
+)
 from benchmarks._common import BenchmarkFailure, log
 
 BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
@@ -31,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "rule_gas": rule_gas.run,  # rule_gas_<formula>[_per_line], publish and deploy gas
     "anchor_latency": anchor_latency.run,  # anchor_latency_s p50/p99 on anvil (block time 1)
     "ingest_pg": ingest_postgres.run,  # ingest_readings_per_s, 1 and 2 processes, scaling
+    "burst": burst.run,  # burst_latency_ms p50/p99, 10,000 single-reading POSTs, 200 in flight
 }
 SUITES = ("sm", "intl")
 

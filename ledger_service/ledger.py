@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -48,10 +49,11 @@ from ._internal.db import (
     tree_heads,
 )
 from ._internal.faults import crash_point
+from ._internal.group_commit import GroupCommitter
 from ._internal.log_store import MerkleLog
 from .anchoring import Anchorer, AnchorEvent
 from .errors import InvalidInputError, LedgerError, NotFoundError
-from .ingest import Outcome, store_batch, verify_batch
+from .ingest import Outcome, Verified, store_batch, verify_batch
 from .models import (
     AnchorPublic,
     IngestItem,
@@ -132,6 +134,8 @@ class Ledger:
             every_seconds=settings.anchor_every_seconds, confirmations=settings.confirmations,
         )
         self._append_lock = threading.Lock()
+        self._group_commit: GroupCommitter[Verified, Outcome] = GroupCommitter(
+            self._store_verified, max_items=settings.max_batch, lock=self._append_lock)
         migrations.upgrade(engine)
         with engine.begin() as conn:
             self.log.ensure_state(conn)
@@ -184,17 +188,23 @@ class Ledger:
             conn.rollback()
         outcomes: dict[int, Outcome] = dict(errors)
         if verified:
-            with self._append_lock:
-                with self.engine.begin() as conn:
-                    size = self.log.locked_size(conn)
-                    fresh, stored = store_batch(conn, verified, log_id=self.settings.log_id,
-                                                first_index=size, now=now)
-                    frontier = self.log.append(conn, size, [v.leaf_hash for v in fresh])
-                    crash_point("ledger.before_commit")
-                self.log.commit_frontier(frontier)
-                crash_point("ledger.after_commit")
-            outcomes.update(stored)
+            stored = self._group_commit.submit(verified, now)
+            outcomes.update((v.index, out) for v, out in zip(verified, stored, strict=True))
         return [outcomes[i] for i in range(len(batch))]
+
+    def _store_verified(self, verified: Sequence[Verified], now: Hashable) -> list[Outcome]:
+        """One transaction for the verified readings of one or more concurrent requests
+        (see :mod:`._internal.group_commit`); an outcome per reading, in order."""
+        numbered = [replace(v, index=k) for k, v in enumerate(verified)]
+        with self.engine.begin() as conn:
+            size = self.log.locked_size(conn)
+            fresh, stored = store_batch(conn, numbered, log_id=self.settings.log_id,
+                                        first_index=size, now=now)  # type: ignore[arg-type]
+            frontier = self.log.append(conn, size, [v.leaf_hash for v in fresh])
+            crash_point("ledger.before_commit")
+        self.log.commit_frontier(frontier)
+        crash_point("ledger.after_commit")
+        return [stored[k] for k in range(len(numbered))]
 
     def ingest(
         self, batch: Sequence[SignedReading], *, now: datetime | None = None
