@@ -303,7 +303,7 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
              "anomaly": anomaly}
     for q in ("estimated", "manual", "substituted"):
         flags[q] = quality == QUALITIES.index(q)
-    used = np.unique(dev)
+    used = dev[np.nonzero(np.diff(dev, prepend=-1))[0]]  # dev is sorted
     leaves = leaf_ranges(leaf)
     if sum(b - a + 1 for a, b in leaves) != n:
         raise DuplicateReadingError("a Merkle leaf appears twice in one chunk")

@@ -17,9 +17,12 @@ For a device's readings sorted by sequence number, reading *i* closes one interv
 Gaps: ``missing = max(seq - prev_seq - 1, (t - prev_t) // interval - 1, 0)`` intervals
 are absent before the reading. A register delta already spans them (counted, flagged
 ``missing_bridged``). Without one, each missing interval is filled with the larger of
-the two neighbouring interval values (``missing_filled``): the conservative choice,
-since a fill below the neighbours would understate emissions. Either way the whole
-amount is booked in the closing reading's interval and its leaf is flagged ``gap``.
+the two neighbouring interval values (``missing_filled``): of the values the data
+offers, the one that does not understate emissions. It is an estimate, not a bound (a
+missing interval can exceed both neighbours), which is why every fill is counted and
+its leaf flagged: a total with ``missing_filled > 0`` is not clean. Either way the
+whole amount is booked in the closing reading's interval and its leaf is flagged
+``gap``.
 """
 
 from __future__ import annotations
