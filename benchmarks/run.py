@@ -26,6 +26,7 @@ from benchmarks import (
     burst,
     ingest,
     ingest_postgres,
+    inventory_scale,
     proofs,
     resolver,
     rule_gas,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "anchor_latency": anchor_latency.run,  # anchor_latency_s p50/p99 on anvil (block time 1)
     "ingest_pg": ingest_postgres.run,  # ingest_readings_per_s, 1 and 2 processes, scaling
     "burst": burst.run,  # burst_latency_ms p50/p99, 10,000 single-reading POSTs, 200 in flight
+    "inventory_scale": inventory_scale.run,  # inventory_35m_seconds, _peak_rss_mib (35M readings)
 }
 SUITES = ("sm", "intl")
 
