@@ -20,31 +20,46 @@ checking the numbers is :mod:`carbon_rules.inventory`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .canonical import canonical_json
-from .errors import SignatureError
+from .chain_view import ChainLookupError, ChainView, log_key
+from .errors import BundleVerificationError, ProtocolError, SignatureError
 from .identifiers import IdentifierStr
-from .merkle import leaf_hash
+from .merkle import HashFn, leaf_hash, node_hash, root_from_inclusion_proof
 from .models import (
     Address,
+    AnchorRef,
     Domain,
     Hex16,
     Hex32,
     PositiveInt,
+    PublicKeyInfo,
     Quantity,
     SafeInt,
     SignatureHex,
+    SignedReading,
+    SignedTreeHead,
     SuiteField,
     UtcTimestamp,
     parse_utc,
 )
+from .signing import leaf_bytes, verify_tree_head
 from .suites import PrivateKey, PublicKey, SuiteName, hash_fn
 
 __all__ = [
     "INVENTORY_FORMAT",
+    "INVENTORY_PROOF_FORMAT",
+    "INVENTORY_PROOF_STEPS",
+    "InventoryProof",
+    "ProvenReadings",
+    "leaf_set_proof_nodes",
+    "root_from_leaf_set",
+    "verify_inventory_proof",
     "ActivityData",
     "DataQuality",
     "FactorApplied",
@@ -68,6 +83,8 @@ __all__ = [
 ]
 
 INVENTORY_FORMAT: Literal["carbon-ledger/inventory/v1"] = "carbon-ledger/inventory/v1"
+INVENTORY_PROOF_FORMAT: Literal["carbon-ledger/inventory-proof/v1"] = (
+    "carbon-ledger/inventory-proof/v1")
 
 FixedStr = Annotated[
     str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,38})(?:\.[0-9]{0,17}[1-9])?$")
@@ -297,3 +314,202 @@ def inventory_leaf_hash(signed: SignedInventory, log_suite: SuiteName) -> bytes:
 def inventory_id(prefix: str, leaf: bytes) -> str:
     """The identifier of a logged inventory: anyone holding the leaf can derive it."""
     return f"{prefix}/inv.{leaf[:16].hex()}"
+
+
+# -- proofs -------------------------------------------------------------------------------
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than ``n`` (RFC 9162 §2.1.1)."""
+    k = 1
+    while k << 1 < n:
+        k <<= 1
+    return k
+
+
+def leaf_set_proof_nodes(size: int, indices: Sequence[int]) -> list[tuple[int, int]]:
+    """The subtrees ``[lo, hi)`` of the RFC 9162 tree of ``size`` leaves whose hashes
+    prove the leaves at ``indices`` (ascending): the maximal subtrees holding none of
+    them, in the order :func:`root_from_leaf_set` consumes them."""
+    out: list[tuple[int, int]] = []
+
+    def walk(lo: int, hi: int, a: int, b: int) -> None:
+        # indices[a:b] are the named leaves inside [lo, hi)
+        if a == b:
+            out.append((lo, hi))
+            return
+        if hi - lo == 1:
+            return
+        mid = lo + _split(hi - lo)
+        m = bisect_left(indices, mid, a, b)
+        walk(lo, mid, a, m)
+        walk(mid, hi, m, b)
+
+    walk(0, size, 0, len(indices))
+    return out
+
+
+def root_from_leaf_set(h: HashFn, size: int, leaves: Mapping[int, bytes],
+                       proof: Sequence[bytes]) -> bytes:
+    """The root of a tree of ``size`` leaves from some of its leaf hashes
+    (index -> hash) and the hashes of :func:`leaf_set_proof_nodes`.
+
+    Raises :class:`ProtocolError` if the proof has too few or too many hashes or an
+    index lies outside the tree.
+    """
+    indices = sorted(leaves)
+    if not indices or indices[0] < 0 or indices[-1] >= size:
+        raise ProtocolError(f"leaf indices must lie in 0..{size - 1}")
+    nodes = iter(proof)
+    used = 0
+
+    def walk(lo: int, hi: int, a: int, b: int) -> bytes:
+        nonlocal used
+        if a == b:
+            used += 1
+            try:
+                return next(nodes)
+            except StopIteration:
+                raise ProtocolError("leaf-set proof has too few hashes") from None
+        if hi - lo == 1:
+            return leaves[lo]
+        mid = lo + _split(hi - lo)
+        m = bisect_left(indices, mid, a, b)
+        return node_hash(h, walk(lo, mid, a, m), walk(mid, hi, m, b))
+
+    root = walk(0, size, 0, len(indices))
+    if used != len(proof):
+        raise ProtocolError(f"leaf-set proof has {len(proof)} hashes, {used} were needed")
+    return root
+
+
+class ProvenReadings(_Wire):
+    """Every reading an inventory names, and the proof that the anchored tree holds
+    them at the leaf indices the inventory claims."""
+
+    indices: list[SafeInt] = Field(max_length=50_000_000)
+    """Ascending; the union of the lines' leaf ranges."""
+    readings: list[SignedReading] = Field(max_length=50_000_000)
+    """``readings[i]`` is the leaf at ``indices[i]``."""
+    proof: list[Hex32]
+    """The hashes of :func:`leaf_set_proof_nodes` for the anchored tree size."""
+
+
+class InventoryProof(_Wire):
+    """An inventory, its place in the log, the anchor, and the readings it used."""
+
+    format: Literal["carbon-ledger/inventory-proof/v1"] = INVENTORY_PROOF_FORMAT
+    inventory_id: IdentifierStr
+    signed_inventory: SignedInventory
+    gateway_key: PublicKeyInfo
+    leaf_index: SafeInt
+    leaf_hash: Hex32
+    inclusion_proof: list[Hex32] = Field(max_length=64)
+    signed_tree_head: SignedTreeHead
+    log_key: PublicKeyInfo
+    anchor: AnchorRef
+    readings: ProvenReadings | None = None
+
+
+INVENTORY_PROOF_STEPS: tuple[str, ...] = (
+    "gateway signature", "leaf", "inclusion", "tree head signature", "domain", "anchor",
+    "readings", "chain",
+)
+
+
+def _fail(step: int, message: str, expected: object = None, found: object = None) -> NoReturn:
+    raise BundleVerificationError(step, INVENTORY_PROOF_STEPS[step - 1], message,
+                                  expected=None if expected is None else str(expected),
+                                  found=None if found is None else str(found))
+
+
+def verify_inventory_proof(
+    proof: InventoryProof, *, chain: ChainView | None = None,
+) -> dict[int, SignedReading]:
+    """Check an inventory proof step by step (:data:`INVENTORY_PROOF_STEPS`), raising
+    :class:`BundleVerificationError` at the first failure; return the proven readings
+    by leaf index (empty when the proof carries none).
+
+    What this does not do is recompute the numbers: that needs the rule, and lives in
+    ``carbon_rules.inventory_verify``. The gateway key is taken from the proof; a
+    caller that knows the gateway's key compares ``proof.gateway_key`` itself.
+    """
+    signed, sth, anchor = proof.signed_inventory, proof.signed_tree_head, proof.anchor
+    inv, head = signed.inventory, sth.tree_head
+    try:  # 1. gateway signature
+        key = PublicKey.from_hex(proof.gateway_key.suite, proof.gateway_key.public_key)
+        verify_inventory_signature(signed, key)
+    except ProtocolError as exc:
+        _fail(1, str(exc))
+    h = hash_fn(head.suite)
+    leaf = leaf_hash(h, inventory_leaf_bytes(signed))  # 2. leaf
+    if leaf.hex() != proof.leaf_hash:
+        _fail(2, "leaf hash of the signed inventory differs", proof.leaf_hash, leaf.hex())
+    prefix = proof.inventory_id.rsplit("/", 1)[0]
+    if inventory_id(prefix, leaf) != proof.inventory_id:
+        _fail(2, "inventory id is not derived from its leaf", inventory_id(prefix, leaf),
+              proof.inventory_id)
+    try:  # 3. inclusion
+        root = root_from_inclusion_proof(h, proof.leaf_index, head.tree_size, leaf,
+                                         [bytes.fromhex(p) for p in proof.inclusion_proof])
+    except ProtocolError as exc:
+        _fail(3, str(exc))
+    if root.hex() != head.root_hash:
+        _fail(3, "inclusion proof leads to another root", head.root_hash, root.hex())
+    try:  # 4. tree head signature
+        log_pub = PublicKey.from_hex(proof.log_key.suite, proof.log_key.public_key)
+        verify_tree_head(sth, log_pub)
+    except ProtocolError as exc:
+        _fail(4, str(exc))
+    d = inv.domain  # 5. domain
+    if (d.chain_id, d.contract, d.log_id) != (anchor.chain_id, anchor.contract, head.log_id):
+        _fail(5, "inventory was signed for another deployment",
+              (anchor.chain_id, anchor.contract, head.log_id), (d.chain_id, d.contract, d.log_id))
+    if (anchor.log_key, anchor.tree_size, anchor.root_hash) != (  # 6. anchor
+            log_key(head.log_id).hex(), head.tree_size, head.root_hash):
+        _fail(6, "anchor is not this log's tree head", head.root_hash, anchor.root_hash)
+    proven = _check_readings(proof, h) if proof.readings is not None else {}
+    if chain is not None:  # 8. chain
+        try:
+            on_chain = chain.anchor_of(anchor.contract, bytes.fromhex(anchor.log_key),
+                                       anchor.tree_size)
+            chain_id = chain.chain_id()
+        except ChainLookupError as exc:
+            _fail(8, f"chain look-up failed: {exc}")
+        if chain_id != anchor.chain_id:
+            _fail(8, "the endpoint serves another chain", anchor.chain_id, chain_id)
+        if on_chain is None or on_chain.root.hex() != anchor.root_hash:
+            _fail(8, "anchored root on chain differs", anchor.root_hash,
+                  None if on_chain is None else on_chain.root.hex())
+    return proven
+
+
+def _check_readings(proof: InventoryProof, h: HashFn) -> dict[int, SignedReading]:
+    proven = proof.readings
+    assert proven is not None
+    inv, head = proof.signed_inventory.inventory, proof.signed_tree_head.tree_head
+    claimed = sorted(i for line in inv.lines for i in line.readings.leaf_indices())
+    if proven.indices != claimed:
+        _fail(7, "the proof's leaves are not the ones the inventory names",
+              f"{len(claimed)} leaves", f"{len(proven.indices)} leaves")
+    if len(proven.readings) != len(proven.indices):
+        _fail(7, "one reading per leaf index is needed", len(proven.indices),
+              len(proven.readings))
+    by_index = dict(zip(proven.indices, proven.readings, strict=True))
+    leaves = {i: leaf_hash(h, leaf_bytes(r)) for i, r in by_index.items()}
+    try:
+        root = root_from_leaf_set(h, head.tree_size, leaves,
+                                  [bytes.fromhex(p) for p in proven.proof])
+    except ProtocolError as exc:
+        _fail(7, str(exc))
+    if root.hex() != head.root_hash:
+        _fail(7, "the readings and their proof lead to another root", head.root_hash,
+              root.hex())
+    for line in inv.lines:
+        rs = line.readings
+        for i in rs.leaf_indices():
+            r = by_index[i].reading
+            if r.device != rs.device or not rs.first_seq <= r.seq <= rs.last_seq:
+                _fail(7, f"leaf {i} of line {line.line} is not a reading of {rs.device} "
+                         f"in {rs.first_seq}..{rs.last_seq}", rs.device, f"{r.device}#{r.seq}")
+    return by_index

@@ -76,6 +76,7 @@ __all__ = [
     "compute_inventory",
     "compute_lines",
     "leaf_ranges",
+    "period_from_label",
     "recompute_inventory",
     "rule_for_period",
     "source_of",
@@ -164,6 +165,42 @@ def rule_for_period(methodology: Methodology, period: Period,
     number = methodology.version_at(start) if version is None else version
     methodology.require_in_force(RuleRef(methodology.id, number, start))
     return methodology.require_in_force(RuleRef(methodology.id, number, end - 1))
+
+
+def period_from_label(label: str) -> Period:
+    """The UTC period a label names: ``2026`` (year), ``2026-Q4`` (quarter),
+    ``2026-10`` (month) or ``2026-10-05`` (day)."""
+    from datetime import UTC, date
+
+    def at(d: date) -> str:
+        return format_utc(datetime(d.year, d.month, d.day, tzinfo=UTC))
+
+    try:
+        parts = label.split("-")
+        year = int(parts[0])
+        if len(parts) == 1:
+            first, after = date(year, 1, 1), date(year + 1, 1, 1)
+        elif len(parts) == 2 and parts[1].startswith("Q"):
+            q = int(parts[1][1:])
+            if not 1 <= q <= 4:
+                raise ValueError(f"quarter {q}")
+            first = date(year, 3 * q - 2, 1)
+            after = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+        elif len(parts) == 2:
+            month = int(parts[1])
+            first = date(year, month, 1)
+            after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+        elif len(parts) == 3:
+            from datetime import timedelta
+
+            first = date(year, int(parts[1]), int(parts[2]))
+            after = first + timedelta(days=1)
+        else:
+            raise ValueError("too many parts")
+    except ValueError as exc:
+        raise InventoryError(f"not a period label (2026, 2026-Q4, 2026-10, 2026-10-05): "
+                             f"{label!r} ({exc})", label=label) from None
+    return Period(label=label, start=at(first), end=at(after))
 
 
 def leaf_ranges(indices: Iterable[int]) -> list[LeafRange]:

@@ -143,22 +143,32 @@ def devchain(
     hardfork: Annotated[str | None, typer.Option(help="EVM hardfork of the node")] = None,
     anchorer: Annotated[list[str] | None, typer.Option(
         help="also grant ANCHORER_ROLE to this address (repeatable)")] = None,
+    rules: Annotated[bool, typer.Option(
+        help="also deploy a RuleRegistry and publish the default methodology in it "
+             "(inventories need it)")] = False,
+    rules_effective_from: Annotated[int | None, typer.Option(
+        help="with --rules: Unix time from which the default methodology applies "
+             "(default: now; versions cannot be retroactive)")] = None,
 ) -> None:
-    """Start a development chain on 127.0.0.1, deploy CarbonAnchor with a dev key, write
-    the deployment file, and run until Ctrl-C (then stop the node)."""
+    """Start a development chain on 127.0.0.1, deploy CarbonAnchor (and with --rules a
+    RuleRegistry holding the default methodology) with a dev key, write the deployment
+    file, and run until Ctrl-C (then stop the node)."""
     from .devchain import run_devchain
 
     def ready(dep: object) -> None:
         info = dep.model_dump()  # type: ignore[attr-defined]
         console.print(f"{node} on {info['rpc_url']} (chain {info['chain_id']}), CarbonAnchor "
-                      f"at {info['contract_address']}; wrote {out}")
+                      f"at {info['contract_address']}"
+                      + (f", RuleRegistry at {info['rule_registry_address']}"
+                         if info.get("rule_registry_address") else "") + f"; wrote {out}")
         console.print(f"use it with LEDGER_DEPLOYMENT_FILE={out} and LEDGER_ANCHOR_PRIVATE_KEY "
                       "(a key holding ANCHORER_ROLE); Ctrl-C stops the node")
 
     try:
         code = run_devchain(node, port=port, out=out, state=state,
                             block_time=block_time, hardfork=hardfork,
-                            anchorers=anchorer or (), on_ready=ready)
+                            anchorers=anchorer or (), on_ready=ready, rules=rules,
+                            rules_effective_from=rules_effective_from)
     except (LedgerError, ProtocolError) as exc:
         _fail(exc.diagnostics())
     raise typer.Exit(code)

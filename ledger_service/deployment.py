@@ -13,8 +13,15 @@ looks like::
       "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
       "deployed_at_block": 1,
       "contract_name": "CarbonAnchor",
-      "node": "anvil"
+      "node": "anvil",
+      "rule_registry_address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+      "methodology_id": "cn.enterprise-ghg"
     }
+
+``rule_registry_address`` is the ``RuleRegistry`` deployed beside the anchor contract
+(``devchain --rules`` deploys it and publishes the default methodology,
+``methodology_id``, with the deployer as association); gateways and the ledger read
+rules from it. Both keys are absent from a deployment without rules.
 
 ``contract_code_keccak`` is ``keccak256`` of the runtime code at ``contract_address``
 (``CarbonAnchor`` has no immutables, so it equals the artifact's ``deployedBytecode``
@@ -64,6 +71,10 @@ class Deployment(BaseModel):
     contract_name: str = "CarbonAnchor"
     node: str | None = None
     """The kind of node ``devchain`` started (``anvil``, ``ganache``); informational."""
+    rule_registry_address: _Address | None = None
+    """The ``RuleRegistry`` on the same chain, if one was deployed (inventories need it)."""
+    methodology_id: str | None = None
+    """The methodology published there with the shipped default factors."""
 
     # -- files ------------------------------------------------------------------------
     @classmethod
@@ -91,7 +102,10 @@ class Deployment(BaseModel):
         """Write the file atomically (a temporary file renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.model_dump(), indent=2) + "\n"
+        # Without rules the file is exactly what it was before the registry existed.
+        absent = {k for k in ("rule_registry_address", "methodology_id")
+                  if getattr(self, k) is None}
+        text = json.dumps(self.model_dump(exclude=absent), indent=2) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -137,18 +151,34 @@ class Deployment(BaseModel):
 
 
 def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
-           node: str | None = None) -> Deployment:
+           node: str | None = None, rules_effective_from: int | None = None) -> Deployment:
     """Deploy ``CarbonAnchor`` at ``rpc_url`` with ``deployer_key`` (a locally signed raw
     transaction; the deployer becomes admin and anchorer) and grant ``ANCHORER_ROLE`` to
-    each address in ``anchorers``; return the :class:`Deployment` describing it."""
+    each address in ``anchorers``; return the :class:`Deployment` describing it.
+
+    With ``rules_effective_from`` (Unix seconds, after the chain's current time: the
+    registry refuses retroactive versions) a ``RuleRegistry`` is deployed too, and the
+    default methodology published in it effective from then, the deployer acting as
+    the association."""
     from ._internal.chain import ChainClient
 
     address, receipt = ChainClient.deploy_with_receipt(rpc_url, deployer_key)
     client = ChainClient.connect(rpc_url, deployer_key, address)
+    registry: str | None = None
+    methodology: str | None = None
+    if rules_effective_from is not None:
+        from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY, publish_default_methodology
+        from carbon_rules.registry_client import RuleRegistryClient
+
+        rules = RuleRegistryClient(client.w3, RuleRegistryClient.deploy(client.w3, deployer_key),
+                                   deployer_key, endpoint="rpc")
+        publish_default_methodology(rules, rules_effective_from)
+        registry, methodology = rules.address, DEFAULT_METHODOLOGY
     deployment = Deployment(
         chain_id=client.chain_id, rpc_url=rpc_url, contract_address=address,
         contract_code_keccak=client.code_hash, compiler=client.compiler,
         deployer=client.account, deployed_at_block=receipt.block_number, node=node,
+        rule_registry_address=registry, methodology_id=methodology,
     )
     grant_anchorers(deployment, deployer_key, anchorers)
     return deployment

@@ -246,10 +246,14 @@ def run_devchain(kind: NodeKind, *, port: int = 8545, out: Path = Path("var/depl
                  state: Path | None = None, block_time: float | None = None,
                  hardfork: str | None = None, anchorers: Sequence[str] = (),
                  deployer_key: str = DEV_KEYS[0], workdir: Path | None = None,
-                 on_ready: Callable[[Any], None] | None = None) -> int:
+                 on_ready: Callable[[Any], None] | None = None, rules: bool = False,
+                 rules_effective_from: int | None = None) -> int:
     """Run ``kind`` on 127.0.0.1:``port`` in the foreground until SIGINT/SIGTERM.
 
-    Deploys ``CarbonAnchor`` with ``deployer_key`` (admin and anchorer), grants
+    Deploys ``CarbonAnchor`` with ``deployer_key`` (admin and anchorer) and, with
+    ``rules``, a ``RuleRegistry`` beside it holding the default methodology, effective
+    from ``rules_effective_from`` (default: the second after the node's latest block;
+    the registry refuses retroactive versions), grants
     ``ANCHORER_ROLE`` to each of ``anchorers``, and writes the deployment file ``out``
     (atomically: a reader never sees half a file). With ``state`` the node keeps its
     chain in that file; if ``out`` already describes a contract that is still there on
@@ -275,7 +279,11 @@ def run_devchain(kind: NodeKind, *, port: int = 8545, out: Path = Path("var/depl
             if deployment is not None:
                 grant_anchorers(deployment, deployer_key, anchorers)
         if deployment is None:
-            deployment = deploy(node.url, deployer_key, anchorers=anchorers, node=kind)
+            if rules and rules_effective_from is None:
+                latest = node.rpc("eth_getBlockByNumber", "latest", False)
+                rules_effective_from = int(latest["timestamp"], 16) + 1
+            deployment = deploy(node.url, deployer_key, anchorers=anchorers, node=kind,
+                                rules_effective_from=rules_effective_from)
         deployment.write(out)
         if on_ready is not None:
             on_ready(deployment)

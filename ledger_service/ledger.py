@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, func, select
 
 from carbon_protocol.chain_view import log_key as log_key_of
+from carbon_protocol.inventory import InventoryProof, SignedInventory
 from carbon_protocol.models import (
     AnchorRef,
     Domain,
@@ -34,6 +35,9 @@ from carbon_protocol.models import (
 )
 from carbon_protocol.signing import sign_tree_head
 from carbon_protocol.suites import PrivateKey
+from carbon_rules.errors import RulesError
+from carbon_rules.models import Methodology
+from carbon_rules.registry_client import RuleRegistryClient
 
 from . import registry
 from ._internal import migrations
@@ -43,6 +47,7 @@ from ._internal.db import (
     advisory_xact_lock,
     anchors,
     insert_or_ignore,
+    inventories,
     make_engine,
     reader,
     readings,
@@ -54,6 +59,7 @@ from ._internal.log_store import MerkleLog
 from .anchoring import Anchorer, AnchorEvent
 from .errors import InvalidInputError, LedgerError, NotFoundError
 from .ingest import Outcome, Verified, store_batch, verify_batch
+from .inventories import InventoryReceipt, StoredInventory
 from .models import (
     AnchorPublic,
     IngestItem,
@@ -134,6 +140,8 @@ class Ledger:
             every_seconds=settings.anchor_every_seconds, confirmations=settings.confirmations,
         )
         self._append_lock = threading.Lock()
+        self._rules: RuleRegistryClient | None = None
+        self._methodologies: dict[str, Methodology] = {}
         self._group_commit: GroupCommitter[Verified, Outcome] = GroupCommitter(
             self._store_verified, max_items=settings.max_batch, lock=self._append_lock)
         migrations.upgrade(engine)
@@ -141,8 +149,14 @@ class Ledger:
             self.log.ensure_state(conn)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, chain: ChainClient | None = None) -> Ledger:
-        """Open (or create) the ledger the settings describe, connecting to its chain."""
+    def open(cls, settings: Settings | None = None, *, chain: ChainClient | None = None,
+             rules: bool = False) -> Ledger:
+        """Open (or create) the ledger the settings describe, connecting to its chain.
+
+        ``rules``: give an embedded chain a ``RuleRegistry`` with the default
+        methodology (about 2.5 s more; inventories need it). On a real chain the
+        registry is the one the deployment file names.
+        """
         settings = settings or Settings()
         if chain is None:
             if settings.chain == "embedded":
@@ -152,12 +166,23 @@ class Ledger:
                 key_file = settings.data_dir / "embedded_anchor_key.hex"
                 if not key_file.exists():
                     _write_private(key_file, secrets.token_hex(32).encode())  # or lost a race
-                chain = ChainClient.embedded(private_key=key_file.read_text().strip())
+                if rules:
+                    from .inventories import embedded_chain_with_rules
+
+                    chain = embedded_chain_with_rules(settings.data_dir,
+                                                      key_file.read_text().strip())
+                else:
+                    chain = ChainClient.embedded(private_key=key_file.read_text().strip())
             else:
                 chain = ChainClient.connect(
                     str(settings.rpc_url), str(settings.anchor_private_key),
                     str(settings.contract_address), expected_chain_id=settings.chain_id,
                 )
+                if settings.deployment_file is not None:
+                    from .deployment import Deployment
+
+                    chain.rule_registry_address = Deployment.load(
+                        settings.deployment_file).rule_registry_address
         key = load_or_create_key(settings.resolved_log_key_file, settings.log_suite)
         engine = make_engine(settings.resolved_database_url)
         try:
@@ -385,13 +410,78 @@ class Ledger:
                               last_seq=seqs[-1] if seqs else None, missing=missing)
 
     def leaf_hash(self, index: int) -> bytes:
-        """The stored leaf hash at ``index``."""
+        """The stored leaf hash at ``index`` (a reading's or an inventory's)."""
         with self.reader.connect() as conn:
             leaf = conn.execute(select(readings.c.leaf_hash)
                                 .where(readings.c.leaf_index == index)).scalar_one_or_none()
+            if leaf is None:
+                leaf = conn.execute(select(inventories.c.leaf_hash).where(
+                    inventories.c.leaf_index == index)).scalar_one_or_none()
         if leaf is None:
             raise NotFoundError(f"no leaf at index {index}", leaf_index=index)
         return bytes(leaf)
+
+    def append_leaf(self, write: Callable[[Connection, int], bytes], *,
+                    unless: Callable[[Connection], bool] | None = None) -> int | None:
+        """Append one leaf that is not a reading (an inventory): ``write(conn, index)``
+        stores its row in the appending transaction and returns its leaf hash. Skipped,
+        returning ``None``, when ``unless(conn)`` holds under the log lock (another
+        process appended the same object first). Returns the leaf index."""
+        with self._append_lock:
+            with self.engine.begin() as conn:
+                size = self.log.locked_size(conn)
+                if unless is not None and unless(conn):
+                    return None
+                frontier = self.log.append(conn, size, [write(conn, size)])
+            self.log.commit_frontier(frontier)
+        return size
+
+    # -- inventories ----------------------------------------------------------------
+    def rules(self) -> RuleRegistryClient:
+        """A read-only client of the ``RuleRegistry`` on this ledger's chain."""
+        if self._rules is None:
+            from .inventories import registry_client
+
+            self._rules = registry_client(
+                self.chain, None if self.settings.chain == "embedded" else
+                str(self.settings.rpc_url))
+        return self._rules
+
+    def methodology(self, methodology_id: str) -> Methodology:
+        """Every published version of a methodology, read from the chain (versions are
+        immutable, so they are fetched again only when their number grows)."""
+        count = self.rules().version_count(methodology_id)
+        cached = self._methodologies.get(methodology_id)
+        if cached is None or len(cached.versions) != count:
+            cached = self.rules().methodology(methodology_id)
+            self._methodologies[methodology_id] = cached
+        return cached
+
+    def submit_inventory(self, signed: SignedInventory, *, now: datetime | None = None
+                         ) -> tuple[bool, InventoryReceipt]:
+        """Check, recompute, store and log a gateway's inventory (see
+        :mod:`ledger_service.inventories`); ``(created, receipt)``."""
+        from . import inventories as inv
+
+        try:
+            methodology = self.methodology(signed.inventory.rule.methodology_id)
+        except RulesError as exc:
+            raise inv.InventoryRuleError(exc) from exc
+        return inv.submit(self, signed, methodology, now=now)
+
+    def inventory(self, inventory_id: str) -> StoredInventory:
+        """A stored inventory and its receipt."""
+        from . import inventories as inv
+
+        return inv.get(self, inventory_id)
+
+    def inventory_proof(self, inventory_id: str, *, with_readings: bool = False
+                        ) -> InventoryProof:
+        """The inventory's proof against the first final anchor covering it; with
+        ``with_readings``, also every reading it used and their leaf-set proof."""
+        from . import inventories as inv
+
+        return inv.proof(self, inventory_id, with_readings=with_readings)
 
     def reading_count(self) -> int:
         with self.reader.connect() as conn:

@@ -763,18 +763,24 @@ class ChainClient(_Transactor):
     ) -> None:
         super().__init__(w3, account, chain_id, endpoint, tx_type)
         self.contract_address: str = to_checksum_address(contract_address)
+        self.rule_registry_address: str | None = None
+        """The ``RuleRegistry`` on this chain, where one was deployed beside the anchor
+        contract (``ledger_service.inventories``); ``None``: no rules on this chain."""
 
     # construction ------------------------------------------------------------------
     @classmethod
-    def embedded(cls, private_key: str | bytes | None = None) -> ChainClient:
+    def embedded(cls, private_key: str | bytes | None = None, *,
+                 w3: Web3 | None = None) -> ChainClient:
         """A fresh in-process chain (web3's ``EthereumTesterProvider`` over py-evm).
 
         Uses ``private_key`` or a new random key, funds it from the tester's first dev
         account, deploys ``CarbonAnchor`` with it as admin (hence also anchorer). Nothing
-        external; the chain lives in memory and dies with the process.
+        external; the chain lives in memory and dies with the process. ``w3``: an
+        in-process chain already holding other contracts (the rule registry) to use
+        instead of a new one.
         """
         account = Account.create() if private_key is None else _account_from_key(private_key)
-        w3 = Web3(EthereumTesterProvider())
+        w3 = w3 or Web3(EthereumTesterProvider())
         with _plain_boundary("start the embedded chain"):
             if w3.eth.get_balance(account.address) == 0:
                 funder = w3.eth.accounts[0]
@@ -917,7 +923,7 @@ class ChainClient(_Transactor):
 
     def with_signer(self, private_key: str | bytes) -> ChainClient:
         """A client for the same chain and contract that signs as another account."""
-        return ChainClient(
+        client = ChainClient(
             self._w3,
             _account_from_key(private_key),
             self.contract_address,
@@ -925,6 +931,13 @@ class ChainClient(_Transactor):
             self._endpoint,
             self.tx_type,
         )
+        client.rule_registry_address = self.rule_registry_address
+        return client
+
+    @property
+    def w3(self) -> Web3:
+        """The web3 connection, for other contracts' clients on the same chain."""
+        return self._w3
 
     # pure helpers ------------------------------------------------------------------
     @staticmethod

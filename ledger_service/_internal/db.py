@@ -169,6 +169,35 @@ anchors = Table(
     Column("updated_at", String(20), nullable=False),
 )
 
+gateway_keys = Table(
+    "gateway_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("gateway_id", String(200), ForeignKey("gateways.id"), nullable=False, index=True),
+    Column("suite", String(8), nullable=False),
+    Column("public_key", String(130), nullable=False),
+    Column("valid_from", String(20), nullable=False),
+    Column("revoked_at", String(20), nullable=True),
+)
+
+inventories = Table(
+    "inventories",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("gateway_id", String(200), ForeignKey("gateways.id"), nullable=False, index=True),
+    Column("key_id", String(32), nullable=False),
+    Column("period_label", String(32), nullable=False),
+    Column("period_start", String(20), nullable=False),
+    Column("period_end", String(20), nullable=False),
+    Column("methodology_id", String(32), nullable=False),
+    Column("rule_version", BigInteger, nullable=False),
+    Column("total", Text, nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("leaf_data", LargeBinary, nullable=False),
+    Column("received_at", String(20), nullable=False),
+)
+
 
 def node_key(level: int, index: int) -> int:
     """The single-integer key of perfect subtree ``(level, index)``."""
