@@ -32,6 +32,18 @@ __all__ = [
     "IncompatibleUnitsError",
     "InvalidRuleError",
     "NoVersionInForceError",
+    "OffsetCapExceededError",
+    "OffsetDoubleClaimError",
+    "OffsetError",
+    "OffsetNotAllowedError",
+    "OverclaimedConsumptionError",
+    "QuotaAlreadyIssuedError",
+    "QuotaError",
+    "QuotaInputError",
+    "QuotaNotIssuedError",
+    "QuotaRefusedError",
+    "QuotaUnauthorizedError",
+    "ReportError",
     "PublicationRefusedError",
     "ReadingOrderError",
     "RegisterAnomalyError",
@@ -134,6 +146,52 @@ class ColumnarRangeError(ActivityInputError, OverflowError):
     code = "columnar_range"
 
 
+class QuotaInputError(RulesError, ValueError):
+    """Quota or reconciliation input is malformed (a month out of range, a negative
+    quantity); nothing is computed from it."""
+
+    code = "invalid_quota_input"
+
+
+class OffsetError(RulesError, ValueError):
+    """An offset claim cannot be netted as given; nothing of the claim is consumed."""
+
+    code = "offset_error"
+
+
+class OffsetDoubleClaimError(OffsetError):
+    """A certificate or credit serial, or a green power purchase's MWh, was already
+    claimed: counting it again would count one tonne twice."""
+
+    code = "offset_double_claim"
+
+
+class OverclaimedConsumptionError(OffsetError):
+    """Green power and certificates claimed against a period's purchased electricity
+    exceed the MWh actually consumed."""
+
+    code = "offset_overclaimed_consumption"
+
+
+class OffsetNotAllowedError(OffsetError):
+    """The netting rules do not let this kind of offset reduce the scope claimed."""
+
+    code = "offset_not_allowed"
+
+
+class OffsetCapExceededError(OffsetError):
+    """The claim would take an offset kind past its cap (CCER: 5 % of verified
+    emissions in the national ETS)."""
+
+    code = "offset_cap_exceeded"
+
+
+class ReportError(RulesError, ValueError):
+    """An inventory report cannot be built from the inputs given."""
+
+    code = "report_error"
+
+
 class RegistryUnavailableError(RulesError):
     """The chain endpoint holding the registry cannot be reached or answers nonsense."""
 
@@ -225,6 +283,37 @@ class PublicationRefusedError(ContractRuleError):
     code = "publication_refused"
 
 
+class QuotaError(ContractRuleError):
+    """The ``QuotaRegistry`` refused a call, or a quota asked for does not exist."""
+
+    code = "quota_error"
+
+
+class QuotaRefusedError(QuotaError, ValueError):
+    """A quota cannot be issued or adjusted as given (empty enterprise or document,
+    a year outside ``1..9999``)."""
+
+    code = "quota_refused"
+
+
+class QuotaAlreadyIssuedError(QuotaError):
+    """The enterprise already has a quota for that year: adjust it instead."""
+
+    code = "quota_already_issued"
+
+
+class QuotaNotIssuedError(QuotaError, LookupError):
+    """No quota was issued on chain for that enterprise and year (or revision)."""
+
+    code = "quota_not_issued"
+
+
+class QuotaUnauthorizedError(QuotaError, PermissionError):
+    """The sender lacks ``REGULATOR_ROLE`` (``AccessControlUnauthorizedAccount``)."""
+
+    code = "quota_unauthorized"
+
+
 #: Solidity error name -> the class that mirrors it.
 _MIRRORS: dict[str, type[ContractRuleError]] = {
     "EmissionFormulasOverflow": FixedPointOverflowError,
@@ -240,6 +329,12 @@ _MIRRORS: dict[str, type[ContractRuleError]] = {
     "RuleRegistryRetroactiveVersion": PublicationRefusedError,
     "RuleRegistryEffectiveFromBeforePrevious": PublicationRefusedError,
     "RuleRegistryFactorIdsNotIncreasing": PublicationRefusedError,
+    "QuotaRegistryEmptyEnterprise": QuotaRefusedError,
+    "QuotaRegistryInvalidYear": QuotaRefusedError,
+    "QuotaRegistryEmptyDocument": QuotaRefusedError,
+    "QuotaRegistryAlreadyIssued": QuotaAlreadyIssuedError,
+    "QuotaRegistryNotIssued": QuotaNotIssuedError,
+    "QuotaRegistryUnknownRevision": QuotaNotIssuedError,
 }
 
 

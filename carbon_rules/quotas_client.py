@@ -1,0 +1,188 @@
+"""Client of the ``QuotaRegistry`` contract: the regulator's annual quotas on chain.
+
+The regulator issues and adjusts quotas (:meth:`QuotaRegistryClient.issue`,
+:meth:`~QuotaRegistryClient.adjust`); everyone else reads them
+(:meth:`~QuotaRegistryClient.quota`, :meth:`~QuotaRegistryClient.history`). Reverts come
+back as :mod:`carbon_rules.errors` classes: ``QuotaRegistry*`` errors as their
+``Quota*Error`` mirrors, and OpenZeppelin's ``AccessControlUnauthorizedAccount`` (a
+sender without ``REGULATOR_ROLE``) as :class:`~carbon_rules.errors.QuotaUnauthorizedError`.
+
+Allocations cross the boundary as 18-decimal fixed point (:mod:`carbon_rules.fixed_point`),
+tCO2e, the contract's ``uint128``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3 import EthereumTesterProvider, Web3
+from web3.types import Wei
+
+from ._internal.evm import Contract, Receipt, account_from_key, load_artifact
+from .errors import ContractRuleError, QuotaUnauthorizedError, RegistryError
+from .fixed_point import Fixed, checked
+
+__all__ = [
+    "CONTRACT_NAME",
+    "REGULATOR_ROLE",
+    "ChainQuota",
+    "QuotaRegistryClient",
+    "enterprise_key",
+]
+
+CONTRACT_NAME = "QuotaRegistry"
+#: ``keccak256("REGULATOR_ROLE")``: may issue and adjust quotas.
+REGULATOR_ROLE: bytes = keccak(text="REGULATOR_ROLE")
+
+_EMBEDDED_FUNDING_WEI = 10**21
+
+
+def enterprise_key(enterprise: str) -> bytes:
+    """The contract's storage key of an enterprise: ``keccak256(bytes(enterprise))``."""
+    return keccak(enterprise.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ChainQuota:
+    """One revision of a quota as the contract stores it."""
+
+    enterprise: str
+    year: int
+    revision: int
+    """1 is the issue; the highest is the quota in force."""
+    allocation: Fixed
+    """tCO2e, fixed point."""
+    set_at: int
+    """Block time (Unix seconds) of the revision."""
+    regulator: str
+    document: str
+    """The allocation document the revision rests on."""
+
+
+class QuotaRegistryClient:
+    """Reads and writes one ``QuotaRegistry`` deployment, as one account (or read-only)."""
+
+    def __init__(self, w3: Web3, address: str, private_key: str | bytes | None = None,
+                 *, endpoint: str = "embedded") -> None:
+        account = None if private_key is None else account_from_key(private_key)
+        self._contract = Contract(w3, load_artifact(CONTRACT_NAME), address, account, endpoint)
+
+    @property
+    def w3(self) -> Web3:
+        """The web3 connection."""
+        return self._contract.w3
+
+    @property
+    def address(self) -> str:
+        """The contract's checksummed address."""
+        return self._contract.address
+
+    @property
+    def account(self) -> str | None:
+        """The signing account's address, or ``None`` for a read-only client."""
+        acct = self._contract.account
+        return None if acct is None else acct.address
+
+    @classmethod
+    def embedded(cls, private_key: str | bytes | None = None,
+                 w3: Web3 | None = None) -> QuotaRegistryClient:
+        """A ``QuotaRegistry`` on an in-process chain (py-evm; a new one unless ``w3``
+        is given) whose admin and first regulator is ``private_key``'s account (a new
+        random key by default)."""
+        from eth_account import Account
+
+        key: str | bytes = Account.create().key if private_key is None else private_key
+        account = account_from_key(key)
+        w3 = Web3(EthereumTesterProvider()) if w3 is None else w3
+        if w3.eth.get_balance(account.address) == 0:
+            funder = w3.eth.accounts[0]
+            tx = w3.eth.send_transaction(
+                {"from": funder, "to": account.address, "value": Wei(_EMBEDDED_FUNDING_WEI)})
+            w3.eth.wait_for_transaction_receipt(tx)
+        return cls(w3, cls.deploy(w3, key), key)
+
+    @staticmethod
+    def deploy(w3: Web3, private_key: str | bytes, *, admin: str | None = None) -> str:
+        """Deploy a ``QuotaRegistry``; ``admin`` (default: the deployer) gets
+        ``DEFAULT_ADMIN_ROLE`` and :data:`REGULATOR_ROLE`. Returns its address."""
+        account = account_from_key(private_key)
+        owner = account.address if admin is None else to_checksum_address(admin)
+        artifact = load_artifact(CONTRACT_NAME)
+        deployer = Contract(w3, artifact, "0x" + "00" * 20, account, "deploy")
+        rc = deployer.send(None, artifact.bytecode + abi_encode(["address"], [owner]),
+                           f"deploy {CONTRACT_NAME}")
+        if rc.contract_address is None:
+            raise RegistryError("deployment receipt has no contract address", error=None, args={})
+        return rc.contract_address
+
+    def with_signer(self, private_key: str | bytes | None) -> QuotaRegistryClient:
+        """A client of the same deployment signing as another account (or read-only)."""
+        return QuotaRegistryClient(self.w3, self.address, private_key,
+                                   endpoint=self._contract.endpoint)
+
+    @contextmanager
+    def _access(self) -> Iterator[None]:
+        try:
+            yield
+        except ContractRuleError as exc:
+            if exc.details.get("error") == "AccessControlUnauthorizedAccount":
+                raise QuotaUnauthorizedError(str(exc), **exc.details) from exc
+            raise
+
+    # roles ------------------------------------------------------------------------------
+    def has_role(self, role: bytes, account: str) -> bool:
+        """Whether ``account`` holds ``role``."""
+        return bool(self._contract.call("hasRole", role, to_checksum_address(account))[0])
+
+    def grant_regulator(self, account: str) -> Receipt:
+        """Grant :data:`REGULATOR_ROLE` to ``account`` (needs ``DEFAULT_ADMIN_ROLE``)."""
+        with self._access():
+            return self._contract.transact("grantRole", REGULATOR_ROLE,
+                                           to_checksum_address(account))
+
+    # writes -----------------------------------------------------------------------------
+    def issue(self, enterprise: str, year: int, allocation: Fixed, document: str) -> Receipt:
+        """``issueQuota``: the enterprise's first quota for ``year``."""
+        with self._access():
+            return self._contract.transact("issueQuota", enterprise, year,
+                                           checked(allocation), document)
+
+    def adjust(self, enterprise: str, year: int, allocation: Fixed, document: str) -> int:
+        """``adjustQuota``: a new revision replacing the quota; returns its number."""
+        with self._access():
+            rc = self._contract.transact("adjustQuota", enterprise, year,
+                                         checked(allocation), document)
+        adjusted = [e for e in rc.events if e.name == "QuotaAdjusted"]
+        if len(adjusted) != 1:
+            raise RegistryError(f"adjustQuota emitted {len(adjusted)} QuotaAdjusted events",
+                                error=None, args={})
+        return int(adjusted[0].args["revision"])
+
+    # reads ------------------------------------------------------------------------------
+    def _revision(self, enterprise: str, year: int, revision: int, raw: Any) -> ChainQuota:
+        allocation, set_at, regulator, document = raw
+        return ChainQuota(enterprise=enterprise, year=year, revision=revision,
+                          allocation=Fixed(int(allocation)), set_at=int(set_at),
+                          regulator=to_checksum_address(regulator), document=str(document))
+
+    def quota(self, enterprise: str, year: int) -> ChainQuota:
+        """The quota in force (latest revision); ``QuotaNotIssuedError`` if none."""
+        revision, raw = self._contract.call("quotaOf", enterprise, year)
+        return self._revision(enterprise, year, int(revision), raw)
+
+    def revision_count(self, enterprise: str, year: int) -> int:
+        """How many revisions the quota has (0: never issued)."""
+        return int(self._contract.call("revisionCount", enterprise, year)[0])
+
+    def history(self, enterprise: str, year: int) -> tuple[ChainQuota, ...]:
+        """Every revision, oldest first (empty if never issued)."""
+        return tuple(
+            self._revision(enterprise, year, n,
+                           self._contract.call("revisionOf", enterprise, year, n)[0])
+            for n in range(1, self.revision_count(enterprise, year) + 1))
