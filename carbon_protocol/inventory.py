@@ -185,7 +185,8 @@ class ActivityData(_Wire):
     unit: Annotated[str, StringConstraints(min_length=1, max_length=16)]
     """``MWh`` (electricity), ``GJ`` (heat), ``10^4Nm3`` (natural gas)."""
     metered: FixedStr
-    """The sum of the readings' interval values, in the meters' own unit."""
+    """The consumption the readings show, in the meter's own unit: register deltas
+    where the register is read, interval values otherwise (``carbon_rules.activity``)."""
     metered_unit: Annotated[str, StringConstraints(min_length=1, max_length=8)]
 
 
@@ -203,7 +204,15 @@ class FactorApplied(_Wire):
 
 
 class DataQuality(_Wire):
-    """How much of the activity data was measured, and what is missing."""
+    """How the activity data was obtained, and what is missing.
+
+    ``measured`` .. ``substituted`` count readings by their quality flag;
+    ``sequence_gaps`` the sequence numbers missing inside the readings' range; the
+    rest are the activity-data counters (``carbon_rules.activity``): absent intervals
+    a register delta spanned (``missing_bridged``) or that were filled with the larger
+    neighbouring interval (``missing_filled``, an estimate: never silent), register
+    rollovers, meter replacements and register anomalies (never used).
+    """
 
     readings: SafeInt
     measured: SafeInt
@@ -211,7 +220,11 @@ class DataQuality(_Wire):
     manual: SafeInt
     substituted: SafeInt
     sequence_gaps: SafeInt
-    """Sequence numbers missing inside the readings' range (never silently filled)."""
+    missing_bridged: SafeInt = 0
+    missing_filled: SafeInt = 0
+    rollovers: SafeInt = 0
+    replacements: SafeInt = 0
+    anomalies: SafeInt = 0
 
 
 class InventoryLine(_Wire):

@@ -12,10 +12,12 @@ Accounting, per device (one line per meter):
 * the readings of a period ``[start, end)`` are those whose interval ends in
   ``(start, end]``; every one is used, and missing sequence numbers are counted in
   the line's data quality, never filled in silently;
-* activity data is the exact sum of the readings' interval values (each reading
-  carries its interval's consumption; estimated readings included and counted as
-  such), converted exactly to the formula's unit: kWh or MWh to MWh for purchased
-  electricity, GJ or MJ to GJ for purchased heat, Nm3 to 10^4 Nm3 for natural gas.
+* activity data follows :mod:`carbon_rules.activity` over exactly those readings:
+  register deltas where the meter's register is read, the interval value otherwise,
+  rollovers and anomalies flagged, missing intervals filled with the larger
+  neighbouring interval and counted (never silent); it is then converted exactly to
+  the formula's unit: kWh or MWh to MWh for purchased electricity, GJ or MJ to GJ for
+  purchased heat, Nm3 to 10^4 Nm3 for natural gas.
   Gas metered in m3 at line conditions is refused: it needs a temperature and
   pressure correction this module does not guess;
 * emissions come from :class:`~carbon_rules.models.Methodology` (the offline twin of
@@ -52,6 +54,7 @@ from carbon_protocol.inventory import (
 )
 from carbon_protocol.models import Domain, Reading, format_utc, parse_utc
 
+from .activity import ActivityConfig, QualityCounts, ReadingPoint, compute_activity
 from .errors import RulesError
 from .fixed_point import Fixed, add, mul_ratio, parse, to_decimal
 from .models import FuelUse, Methodology, MethodologyVersion, Param, RuleRef
@@ -223,28 +226,34 @@ def _in_period(reading: Reading, start: int, end: int) -> bool:
     return start < _seconds(reading.measured_at) <= end
 
 
-def _metered_sum(device: str, readings: Sequence[LoggedReading]) -> Fixed:
-    total = Fixed(0)
+def _metered(device: str, readings: Sequence[LoggedReading], unit: str
+             ) -> tuple[Fixed, QualityCounts]:
+    """The device's consumption over ``readings`` in its own unit, by the activity-data
+    rules (register deltas, rollovers, conservative gap filling), and their counters."""
     for r in readings:
         if r.reading.value.startswith("-"):
             raise InventoryError(f"reading {device}#{r.reading.seq} has a negative interval "
                                  f"value {r.reading.value}", device=device, seq=r.reading.seq)
-        total = add(total, parse(r.reading.value))
-    return total
+    data = compute_activity((ReadingPoint.from_reading(r.reading, r.leaf_index)
+                             for r in readings), ActivityConfig(target_unit=unit))
+    total = data.total()
+    return total.amount, total.quality
 
 
-def _quality(readings: Sequence[Reading]) -> DataQuality:
-    counts = {"measured": 0, "estimated": 0, "manual": 0, "substituted": 0}
+def _quality(readings: Sequence[Reading], counts: QualityCounts) -> DataQuality:
+    flags = {"measured": 0, "estimated": 0, "manual": 0, "substituted": 0}
     for r in readings:
-        counts[r.quality] += 1
-    gaps = 0
-    if readings:
-        gaps = readings[-1].seq - readings[0].seq + 1 - len(readings)
-    return DataQuality(readings=len(readings), sequence_gaps=gaps, **counts)
+        flags[r.quality] += 1
+    gaps = readings[-1].seq - readings[0].seq + 1 - len(readings) if readings else 0
+    return DataQuality(readings=len(readings), sequence_gaps=gaps, **flags,
+                       missing_bridged=counts.missing_bridged,
+                       missing_filled=counts.missing_filled, rollovers=counts.rollovers,
+                       replacements=counts.replacements, anomalies=counts.anomalies)
 
 
 def _sum_quality(parts: Iterable[DataQuality]) -> DataQuality:
-    fields = ("readings", "measured", "estimated", "manual", "substituted", "sequence_gaps")
+    fields = ("readings", "measured", "estimated", "manual", "substituted", "sequence_gaps",
+              "missing_bridged", "missing_filled", "rollovers", "replacements", "anomalies")
     totals = dict.fromkeys(fields, 0)
     for q in parts:
         for f in fields:
@@ -285,7 +294,7 @@ def _line(number: int, device: str, readings: Sequence[LoggedReading], period: P
     if unknown:
         raise InventoryError(f"measured values for {unknown} do not apply to a "
                              f"{spec.source} line ({', '.join(spec.factors)})", device=device)
-    metered = _metered_sum(device, chosen)
+    metered, counts = _metered(device, chosen, first.unit)
     ad = mul_ratio(metered, *spec.to_ad)
     rule = RuleRef(methodology.id, version.version, start)
     params = [_param(f, measured) for f in spec.factors]
@@ -311,7 +320,7 @@ def _line(number: int, device: str, readings: Sequence[LoggedReading], period: P
         activity=ActivityData(value=to_decimal(ad), unit=spec.ad_unit,
                               metered=to_decimal(metered), metered_unit=first.unit),
         factors=applied, formula=formula,  # type: ignore[arg-type]
-        emissions=to_decimal(emissions), quality=_quality([r.reading for r in chosen]))
+        emissions=to_decimal(emissions), quality=_quality([r.reading for r in chosen], counts))
 
 
 def compute_lines(

@@ -164,10 +164,13 @@ def test_only_readings_inside_the_period_are_used_and_gaps_are_counted(
                       skip_seqs=[3])
     inv = make(rules, {DEV: before + inside}, key)
     (line,) = inv.lines
-    assert line.activity.metered == "3000"
+    # Readings seq 2, 4, 5 (no register): seq 3 is missing, and its interval is filled
+    # with the larger neighbour (1000), conservatively and counted: 4 x 1000 kWh.
+    assert line.activity.metered == "4000"
     assert (line.readings.first_seq, line.readings.last_seq) == (2, 5)
     assert [(r.first, r.last) for r in line.readings.leaves] == [(5, 7)]
     assert line.quality.sequence_gaps == 1 and inv.quality.sequence_gaps == 1
+    assert line.quality.missing_filled == 1 and line.quality.readings == 3
 
 
 def test_rule_not_yet_in_force_on_the_period(rules: Methodology, key: PrivateKey) -> None:
@@ -265,3 +268,17 @@ def test_leaf_ranges() -> None:
     assert [(r.first, r.last) for r in leaf_ranges([7, 3, 4, 5, 9, 10])] == [
         (3, 5), (7, 7), (9, 10)]
     assert leaf_ranges([]) == []
+
+
+def test_register_deltas_win_over_interval_values(rules: Methodology, key: PrivateKey) -> None:
+    # Registers 1000 -> 1100 -> 1350: after the first reading (whose own interval value
+    # counts: 100), the register delta (250) counts, not the reported value 999.
+    logged = readings(DEV, ["100", "999"])
+    with_registers = [
+        LoggedReading(r.leaf_index, r.reading.model_copy(update={"cumulative": c}))
+        for r, c in zip(logged, ["1100", "1350"], strict=True)]
+    inv = make(rules, {DEV: with_registers}, key)
+    assert inv.lines[0].activity.metered == "350"
+    recompute_inventory(inv, rules, {DEV: with_registers})
+    with pytest.raises(InventoryMismatchError):
+        recompute_inventory(inv, rules, {DEV: logged})
