@@ -179,6 +179,43 @@ def _reduce(values: npt.NDArray[Any], starts: I64) -> I64:
     return np.add.reduceat(values.astype(np.int64, copy=False), starts)
 
 
+def _group(
+    dev: I64, day: I64, band: I64, amount: npt.NDArray[Any], counts: I64, *, scale: int = 1,
+) -> tuple[I64, I64, I64, npt.NDArray[np.object_], I64]:
+    """Sum rows with equal ``(dev, day, band)``, sorted by that key; amounts become
+    18-decimal Python ints (``amount x scale``)."""
+    order = np.lexsort((band, day, dev))
+    dev, day, band = dev[order], day[order], band[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (dev[1:] != dev[:-1]) | (day[1:] != day[:-1]) | (band[1:] != band[:-1])
+    starts = np.nonzero(new)[0]
+    summed = np.add.reduceat(amount[order], starts).astype(object)
+    if scale != 1:
+        summed = summed * scale
+    return (dev[starts], day[starts], band[starts], summed,
+            np.add.reduceat(counts[order], starts, axis=0))
+
+
+def _gap_contributions(
+    dev: I64, t: I64, prev_t: I64, missing: I64, bridged: npt.NDArray[np.bool_],
+    amount: I64, fill: I64, step: int,
+) -> tuple[I64, I64, npt.NDArray[np.object_], I64]:
+    """``(device, end time, 18-decimal amount, counts)`` of each gap-closing row and of
+    each missing interval before it (rules in :mod:`~carbon_rules.activity.registers`)."""
+    total = amount.astype(object) * step
+    share = total // (missing + 1)
+    closing = np.where(bridged, total - share * missing, total)
+    per_missing = np.where(bridged, share, fill.astype(object) * step)
+    rep = np.repeat(np.arange(len(missing)), missing)
+    j = np.arange(len(rep)) - np.repeat(np.cumsum(missing) - missing, missing) + 1
+    ends = prev_t[rep] + j * (t - prev_t)[rep] // (missing[rep] + 1)
+    counts = np.zeros((len(rep) + len(missing), len(COUNTS)), dtype=np.int64)
+    counts[: len(rep), COUNTS.index("missing_bridged")] = bridged[rep]
+    counts[: len(rep), COUNTS.index("missing_filled")] = ~bridged[rep]
+    return (np.concatenate((dev[rep], dev)), np.concatenate((ends, t)),
+            np.concatenate((per_missing[rep], closing)), counts)
+
+
 def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
     n = len(cols)
     if n == 0:
@@ -213,8 +250,6 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
     prev_value = np.empty_like(value)
     prev_value[0] = 0
     prev_value[1:] = value[:-1]
-    if int(missing.max()) * max(int(value.max()), 1) >= _LIMIT - int(value.max()):
-        raise ColumnarRangeError("a gap fill exceeds int64; use the exact path")
 
     # register deltas, rollovers, anomalies
     both = cont.copy()
@@ -264,14 +299,20 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
             device=cols.devices[dev[i]], seq=int(seq[i]), leaf=int(leaf[i]))
 
     use_register = both & ~anomaly
-    fill = missing * np.maximum(value, prev_value)
-    amount = np.where(use_register, register, value + fill)
-    del fill, register, delta, prev_value, both
+    amount = np.where(use_register, register, value)
+    roll &= use_register
+    del register, delta, both
+    # Rows closing a gap book their amount, and each missing interval its share, at
+    # 18 decimals through _gap_contributions; their own int64 amount becomes 0.
+    gap_rows = np.nonzero(missing)[0]
+    extra = _gap_contributions(
+        dev[gap_rows], t[gap_rows], t[gap_rows - 1], missing[gap_rows],
+        use_register[gap_rows], amount[gap_rows], np.maximum(value, prev_value)[gap_rows],
+        step)
+    amount[gap_rows] = 0
+    del prev_value
     if int(amount.max()) >= _LIMIT // max(n, 1):
         raise ColumnarRangeError("bucket sums could exceed int64; use smaller chunks")
-    bridged = np.where(use_register, missing, 0)
-    filled = np.where(use_register, 0, missing)
-    roll &= use_register
 
     # buckets: rows are sorted by device then time, so equal keys form runs
     starts_t = t - config.interval_seconds
@@ -284,22 +325,22 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
     change[1:] = (dev[1:] != dev[:-1]) | (day[1:] != day[:-1]) | (band64[1:] != band64[:-1])
     runs = np.nonzero(change)[0]
     del change
+    none = np.zeros(len(runs), dtype=np.int64)
     run_counts = np.stack(
         [_reduce(quality == q, runs) for q in range(len(QUALITIES))]
-        + [_reduce(x, runs) for x in (bridged, filled, roll, swap, anomaly)], axis=1)
-    run_amount = _reduce(amount, runs)
-    run_dev, run_day, run_band = dev[runs], day[runs], band64[runs]
+        + [none, none] + [_reduce(x, runs) for x in (roll, swap, anomaly)], axis=1)
+    keys = (dev[runs], day[runs], band64[runs])
+    g_dev, g_day, g_band, amounts, counts = _group(
+        *keys, _reduce(amount, runs), run_counts, scale=step)
+    if len(extra[0]):
+        e_dev, e_end, e_amount, e_counts = extra
+        e_day, e_band = calendar.locate_many(e_end - config.interval_seconds)
+        g_dev, g_day, g_band, amounts, counts = _group(
+            np.concatenate((g_dev, e_dev)), np.concatenate((g_day, e_day)),
+            np.concatenate((g_band, e_band.astype(np.int64))),
+            np.concatenate((amounts, e_amount)), np.concatenate((counts, e_counts)))
 
-    group_order = np.lexsort((run_band, run_day, run_dev))
-    g_dev, g_day, g_band = run_dev[group_order], run_day[group_order], run_band[group_order]
-    new_group = np.ones(len(group_order), dtype=bool)
-    new_group[1:] = ((g_dev[1:] != g_dev[:-1]) | (g_day[1:] != g_day[:-1])
-                     | (g_band[1:] != g_band[:-1]))
-    groups = np.nonzero(new_group)[0]
-    amounts = np.add.reduceat(run_amount[group_order], groups).astype(object) * step
-    counts = np.add.reduceat(run_counts[group_order], groups, axis=0)
-
-    flags = {"gap": (bridged > 0) | (filled > 0), "rollover": roll, "replacement": swap,
+    flags = {"gap": missing > 0, "rollover": roll, "replacement": swap,
              "anomaly": anomaly}
     for q in ("estimated", "manual", "substituted"):
         flags[q] = quality == QUALITIES.index(q)
@@ -310,9 +351,9 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
     return _Partial(
         devices=[cols.devices[int(c)] for c in used],
         units=[cols.units[int(c)] for c in used],
-        device=np.searchsorted(used, g_dev[groups]).astype(np.int64),
-        day=g_day[groups].astype(np.int64),
-        band=g_band[groups],
+        device=np.searchsorted(used, g_dev).astype(np.int64),
+        day=g_day.astype(np.int64),
+        band=g_band,
         amount=amounts,
         counts=counts.astype(np.int64),
         leaves=leaves,

@@ -84,13 +84,16 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
             raise_anomalies=config.on_anomaly == "error")
         for iv in intervals:
             p = iv.point
+            gap_column = 1 + (_BRIDGED if iv.missing_bridged else _FILLED)
+            for end, share in iv.gap_shares:
+                day, band = calendar.locate(end - config.interval_seconds)
+                bucket = buckets.setdefault((code, day, band), [0] * (len(COUNTS) + 1))
+                bucket[0] += share
+                bucket[gap_column] += 1
             day, band = calendar.locate(p.measured_at - config.interval_seconds)
-            bucket = buckets.setdefault((code, day, band), [0] * (len(COUNTS) + 1))
-            bucket[0] += iv.amount
-            counts = bucket
+            counts = buckets.setdefault((code, day, band), [0] * (len(COUNTS) + 1))
+            counts[0] += iv.amount
             counts[1 + _QUALITY_COLUMN[p.quality]] += 1
-            counts[1 + _BRIDGED] += iv.missing_bridged
-            counts[1 + _FILLED] += iv.missing_filled
             counts[1 + _ROLL] += iv.rollover
             counts[1 + _SWAP] += iv.replacement
             counts[1 + _ANOMALY] += iv.anomaly

@@ -15,14 +15,21 @@ For a device's readings sorted by sequence number, reading *i* closes one interv
 3. Without a usable register delta the reading's own interval ``value`` counts.
 
 Gaps: ``missing = max(seq - prev_seq - 1, (t - prev_t) // interval - 1, 0)`` intervals
-are absent before the reading. A register delta already spans them (counted, flagged
-``missing_bridged``). Without one, each missing interval is filled with the larger of
-the two neighbouring interval values (``missing_filled``): of the values the data
-offers, the one that does not understate emissions. It is an estimate, not a bound (a
-missing interval can exceed both neighbours), which is why every fill is counted and
-its leaf flagged: a total with ``missing_filled > 0`` is not clean. Either way the
-whole amount is booked in the closing reading's interval and its leaf is flagged
-``gap``.
+are absent before the reading. Missing interval *j* (1..missing) is placed at the
+evenly spaced end time ``prev_t + j x (t - prev_t) // (missing + 1)`` and booked in its
+own local day and tariff band, with its own flag count, so a gap across a month end
+shows in both months:
+
+* **bridged** (``missing_bridged``): a register delta spans the gap; each missing
+  interval gets ``delta // (missing + 1)`` (fixed point, 18 decimals, rounded down)
+  and the closing reading's interval the rest, so nothing is lost or invented;
+* **filled** (``missing_filled``): without a register, each missing interval gets the
+  larger of the two neighbouring interval values: of the values the data offers, the
+  one that does not understate emissions. It is an estimate, not a bound (a missing
+  interval can exceed both neighbours), which is why a total with
+  ``missing_filled > 0`` is not clean.
+
+The closing reading's leaf is flagged ``gap`` either way.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from ..errors import ReadingOrderError, RegisterAnomalyError
 from ..fixed_point import parse
 from .model import MeterConfig, MeterReplacement, ReadingPoint
 
-__all__ = ["COUNTS", "FLAGS", "Interval", "device_intervals", "register_delta"]
+__all__ = ["COUNTS", "FLAGS", "Interval", "device_intervals", "gap_end_times", "register_delta"]
 
 #: The data-quality counters every total carries, in order.
 COUNTS = (
@@ -47,7 +54,12 @@ FLAGS = ("estimated", "manual", "substituted", "gap", "rollover", "replacement",
 
 @dataclass(frozen=True)
 class Interval:
-    """The consumption booked for one reading, in the device's unit (fixed point)."""
+    """The consumption booked for one reading, in the device's unit (fixed point).
+
+    ``amount`` is booked in the reading's own interval; ``gap_shares`` holds
+    ``(end time, amount)`` of each missing interval before it, booked at that time
+    (bridged if ``missing_bridged``, else filled).
+    """
 
     point: ReadingPoint
     amount: int
@@ -56,6 +68,12 @@ class Interval:
     rollover: bool = False
     replacement: bool = False
     anomaly: bool = False
+    gap_shares: tuple[tuple[int, int], ...] = ()
+
+
+def gap_end_times(prev_t: int, t: int, missing: int) -> list[int]:
+    """End times of the ``missing`` intervals between readings at ``prev_t`` and ``t``."""
+    return [prev_t + j * (t - prev_t) // (missing + 1) for j in range(1, missing + 1)]
 
 
 def register_delta(current: int, previous: int, meter: MeterConfig) -> tuple[int | None, bool]:
@@ -113,12 +131,16 @@ def device_intervals(
                     f"{cur.cumulative} (seq {prev.seq} -> {cur.seq}) without a rollover "
                     "or declared replacement",
                     device=cur.device, seq=cur.seq, leaf=cur.leaf)
+        ends = gap_end_times(prev.measured_at, cur.measured_at, missing)
         if amount is not None:
-            out.append(Interval(cur, amount, missing_bridged=missing, rollover=rolled,
-                                replacement=swap is not None))
+            share = amount // (missing + 1)
+            out.append(Interval(cur, amount - share * missing, missing_bridged=missing,
+                                rollover=rolled, replacement=swap is not None,
+                                gap_shares=tuple((end, share) for end in ends)))
         else:
             anomaly = cur.cumulative is not None and prev.cumulative is not None
-            fill = missing * max(cur.value, prev.value)
-            out.append(Interval(cur, cur.value + fill, missing_filled=missing,
-                                replacement=swap is not None, anomaly=anomaly))
+            fill = max(cur.value, prev.value)
+            out.append(Interval(cur, cur.value, missing_filled=missing,
+                                replacement=swap is not None, anomaly=anomaly,
+                                gap_shares=tuple((end, fill) for end in ends)))
     return out

@@ -38,7 +38,7 @@ UNITS: dict[str, tuple[str, Fraction]] = {
     "m3": ("volume", Fraction(1)),
     # gas volume at normal conditions, base Nm3
     "Nm3": ("normal_volume", Fraction(1)),
-    "10^4 Nm3": ("normal_volume", Fraction(10000)),
+    "10^4Nm3": ("normal_volume", Fraction(10000)),
     # mass, base t
     "kg": ("mass", Fraction(1, 1000)),
     "t": ("mass", Fraction(1)),

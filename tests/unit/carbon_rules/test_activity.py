@@ -195,6 +195,39 @@ def test_gap_without_register_is_filled_with_the_larger_neighbour() -> None:
     assert data.flagged["gap"] == ((4, 4),)
 
 
+def test_bridged_gap_shares_the_delta_exactly() -> None:
+    # 100 -> 140 over 3 intervals (2 missing): each missing one gets 40/3 rounded down
+    # to 18 decimals, the closing interval the rest; the sum is exactly 40.
+    pts = [point(1, local(2026, 7, 1), "0", "100"), point(4, local(2026, 7, 1, 0, 45), "9", "140")]
+    data = compute_activity(pts, ActivityConfig(target_unit="kWh"))
+    baseline = data.totals("device", "day")[(DEV, "2026-06-30", "*")]  # 23:45-24:00
+    assert baseline.amount == 0
+    july = data.totals("device", "day")[(DEV, "2026-07-01", "*")]
+    assert july.amount == 40 * SCALE and july.quality.missing_bridged == 2
+    share = 40 * SCALE // 3
+    assert data.bucket_amount.tolist() == [0, 2 * share + (40 * SCALE - 2 * share)]
+
+
+def test_gap_across_a_month_end_is_booked_and_flagged_in_both_months() -> None:
+    # Readings at 28 Feb 23:30 and 1 Mar 00:30 (local): the three missing intervals end
+    # at 23:45 and 24:00 (February) and 00:15 (March); the closing one at 00:30 (March).
+    # Bridged: 40 kWh over four intervals, 10 each. Filled: 5 (the larger neighbour) each.
+    t0, t1 = local(2026, 2, 28, 23, 30), local(2026, 3, 1, 0, 30)
+    bridged = compute_activity([point(1, t0, "0", "1000"), point(5, t1, "0", "1040")],
+                               ActivityConfig(target_unit="kWh"))
+    months = bridged.totals("device", "month")
+    feb, mar = months[(DEV, "2026-02", "*")], months[(DEV, "2026-03", "*")]
+    assert feb.amount == 2 * 10 * SCALE and feb.quality.missing_bridged == 2
+    assert mar.amount == 2 * 10 * SCALE and mar.quality.missing_bridged == 1
+    filled = compute_activity([point(1, t0, "3"), point(5, t1, "5")],
+                              ActivityConfig(target_unit="kWh"))
+    months = filled.totals("device", "month")
+    feb, mar = months[(DEV, "2026-02", "*")], months[(DEV, "2026-03", "*")]
+    assert (feb.amount, feb.quality.missing_filled) == ((3 + 5 + 5) * SCALE, 2)
+    assert (mar.amount, mar.quality.missing_filled) == ((5 + 5) * SCALE, 1)
+    assert not feb.quality.clean and not mar.quality.clean
+
+
 def test_time_gap_with_consecutive_sequence_numbers() -> None:
     # One hour between consecutive seqs: three 15-minute intervals missing.
     pts = [point(1, local(2026, 7, 1), "2"), point(2, local(2026, 7, 1, 1, 0), "1")]
@@ -223,6 +256,7 @@ def test_unit_conversion_exact_and_rounded() -> None:
     assert convert(parse("1"), "GJ", "MWh") == parse("0.277777777777777778")  # 5/18, half up
     assert convert(parse("1"), "MWh", "GJ") == parse("3.6")
     assert convert(parse("1500"), "kg", "t") == parse("1.5")
+    assert convert(parse("25000"), "Nm3", "10^4Nm3") == parse("2.5")  # the NCV factor's unit
     with pytest.raises(IncompatibleUnitsError):
         convert(parse("1"), "kWh", "t")
     with pytest.raises(IncompatibleUnitsError):
@@ -262,7 +296,7 @@ def test_peak_valley_split_in_local_time() -> None:
     bands = data.totals("device", "day", by_band=True)
     assert bands[(DEV, "2026-03-02", "valley")].amount == (1 + 2 + 7) * SCALE
     # seq 58 closes 21:45-22:00 (peak) after 54 missing intervals (08:15-21:45, seqs
-    # 4..57), filled with the larger neighbour: 100 + 54 x 100, all booked at 21:45.
+    # 4..57, all peak), each filled with the larger neighbour: 100 + 54 x 100.
     peak = bands[(DEV, "2026-03-02", "peak")]
     assert peak.amount == (3 + 5500) * SCALE
     assert peak.quality.missing_filled == 54

@@ -42,11 +42,12 @@ MODULUS = 1_000_000  # 1,000.000 kWh in milli-kWh
 TOU = TariffSchedule.of([("00:00", "valley"), ("08:00", "peak"), ("11:30", "flat"),
                          ("18:00", "peak"), ("23:00", "valley")])
 
-# One step of a series: (seq step, extra missing time intervals, value in milli-kWh,
-# register event, quality index)
+# One step of a series: (seq step, extra missing time intervals (90: a day; negative:
+# fewer time intervals than sequence numbers), value in milli-kWh, register event,
+# quality index). Times also jitter by a few seconds.
 step_strategy = st.tuples(
     st.sampled_from([1, 1, 1, 1, 2, 3]),
-    st.sampled_from([0, 0, 0, 0, 0, 1, 4]),
+    st.sampled_from([0, 0, 0, 0, 0, 1, 4, 90, -1, -2]),
     st.integers(0, 60_000),
     st.sampled_from(["normal"] * 8 + ["none", "backward", "replace"]),
     st.sampled_from([0, 0, 0, 1, 2, 3]),
@@ -69,7 +70,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[ReadingPoint], ActivityConfig, int]:
         seq, t, reg = draw(st.integers(1, 50)), start + d * 300, draw(st.integers(0, 999_000))
         for s_step, extra, value, event, q in draw(st.lists(step_strategy, max_size=60)):
             seq += s_step
-            t += 900 * (s_step + extra)
+            t += 900 * max(1, s_step + extra) + draw(st.sampled_from([0, 0, 0, 7, 450, -5]))
             has_reg = event != "none"
             if event == "backward":
                 reg = max(reg - draw(st.integers(1, 5_000)), 0)
