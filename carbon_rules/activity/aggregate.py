@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ActivityInputError
+from ..errors import ActivityInputError, DuplicateReadingError
 from ..fixed_point import Fixed, to_decimal
 from .model import ActivityConfig
 from .periods import Period, period_label
@@ -124,8 +124,6 @@ def leaf_ranges(leaves: npt.NDArray[np.int64]) -> LeafRanges:
 
 def merge_ranges(parts: Iterable[LeafRanges]) -> LeafRanges:
     """The union of disjoint range lists; :class:`DuplicateReadingError` on overlap."""
-    from ..errors import DuplicateReadingError
-
     flat = sorted(r for part in parts for r in part)
     out: list[tuple[int, int]] = []
     for first, last in flat:
@@ -154,6 +152,8 @@ class ActivityData:
         bucket_counts: npt.NDArray[np.int64],
         leaves: LeafRanges,
         flagged: dict[str, LeafRanges],
+        *,
+        quantity: str | None = None,
     ) -> None:
         self.config = config
         self.devices = tuple(devices)
@@ -174,6 +174,8 @@ class ActivityData:
         """Every Merkle leaf whose reading was used."""
         self.flagged = {name: flagged.get(name, ()) for name in FLAGS}
         """Leaves flagged per reason (:data:`FLAGS`)."""
+        self.quantity = quantity
+        """What the readings measure (``"active_energy"``...), if they said."""
 
     @property
     def quality(self) -> QualityCounts:
@@ -251,6 +253,7 @@ class ActivityData:
     def canonical(self) -> dict[str, Any]:
         """Everything, JSON-ready and in a fixed order (compare or hash this)."""
         return {
+            "quantity": self.quantity,
             "target_unit": self.config.target_unit,
             "timezone": self.config.timezone,
             "devices": [list(x) for x in zip(self.devices, self.units, strict=True)],

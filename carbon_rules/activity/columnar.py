@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..fixed_point import DECIMALS, parse
 from .aggregate import ActivityData, LeafRanges, leaf_ranges, merge_ranges
-from .exact import check_device_unit, replacements_by_device
+from .exact import check_device_unit, one_quantity, replacements_by_device
 from .model import QUALITIES, ActivityConfig, ReadingPoint
 from .periods import LocalCalendar
 from .registers import COUNTS, FLAGS
@@ -51,7 +51,8 @@ class ReadingColumns:
     ``device`` holds codes into ``devices`` (and ``units``, each device's unit);
     ``value`` and ``cumulative`` are scaled by ``10**decimals`` (``cumulative`` is
     ignored where ``has_cumulative`` is false); ``quality`` holds indices into
-    :data:`~carbon_rules.activity.QUALITIES`; ``measured_at`` is UTC epoch seconds.
+    :data:`~carbon_rules.activity.QUALITIES`; ``measured_at`` is UTC epoch seconds;
+    ``quantity`` is what every row measures, if known.
     """
 
     decimals: int
@@ -65,6 +66,7 @@ class ReadingColumns:
     has_cumulative: npt.NDArray[np.bool_]
     quality: npt.NDArray[np.int8]
     leaf: I64
+    quantity: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.decimals <= DECIMALS:
@@ -127,6 +129,7 @@ class ReadingColumns:
             has_cumulative=np.asarray([p.cumulative is not None for p in points], dtype=bool),
             quality=np.asarray([quality[p.quality] for p in points], dtype=np.int8),
             leaf=np.asarray([p.leaf for p in points], dtype=np.int64),
+            quantity=one_quantity(p.quantity for p in points),
         )
 
 
@@ -141,6 +144,7 @@ class _Partial:
     counts: I64
     leaves: LeafRanges
     flagged: dict[str, LeafRanges]
+    quantity: str | None
 
 
 def _scaled(value: int, step: int, what: str, *, floor: bool = False) -> int:
@@ -358,6 +362,7 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
         counts=counts.astype(np.int64),
         leaves=leaves,
         flagged={name: leaf_ranges(leaf[mask]) for name, mask in flags.items()},
+        quantity=cols.quantity,
     )
 
 
@@ -367,10 +372,13 @@ def compute_activity_columnar(
     """Activity data from columns, bit-identical to
     :func:`~carbon_rules.activity.compute_activity` on the same readings."""
     parts: list[_Partial] = []
+    quantities: set[str | None] = set()
     for cols in [chunks] if isinstance(chunks, ReadingColumns) else chunks:
         part = _chunk(cols, config)
         if part is not None:
             parts.append(part)
+            quantities.add(part.quantity)
+    quantity = one_quantity(quantities)
     names = [d for p in parts for d in p.devices]
     if len(set(names)) != len(names):
         raise ActivityInputError("a device's readings are split across chunks")
@@ -382,7 +390,7 @@ def compute_activity_columnar(
         empty = np.zeros(0, dtype=np.int64)
         return ActivityData(config, [], [], bands, empty, empty, empty,
                             np.zeros(0, dtype=object), np.zeros((0, len(COUNTS)), np.int64),
-                            (), {})
+                            (), {}, quantity=quantity)
     dev = np.concatenate([np.asarray([code[d] for d in p.devices], dtype=np.int64)[p.device]
                           for p in parts])
     day = np.concatenate([p.day for p in parts])
@@ -395,5 +403,6 @@ def compute_activity_columnar(
         np.concatenate([p.counts for p in parts])[order],
         merge_ranges(p.leaves for p in parts),
         {name: merge_ranges(p.flagged[name] for p in parts) for name in FLAGS},
+        quantity=quantity,
     )
 

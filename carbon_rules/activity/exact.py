@@ -19,7 +19,7 @@ from .periods import LocalCalendar
 from .registers import COUNTS, device_intervals
 from .units import ratio
 
-__all__ = ["compute_activity", "replacements_by_device"]
+__all__ = ["check_device_unit", "compute_activity", "one_quantity", "replacements_by_device"]
 
 _QUALITY_COLUMN = {q: COUNTS.index(q) for q in QUALITIES}
 _BRIDGED, _FILLED, _ROLL, _SWAP, _ANOMALY = (
@@ -35,6 +35,16 @@ def replacements_by_device(
     for r in config.replacements:
         out[r.device][r.first_seq] = r
     return out
+
+
+def one_quantity(quantities: Iterable[str | None]) -> str | None:
+    """The one quantity the readings measure (None if none says); refuses a mixture."""
+    named = sorted({q for q in quantities if q is not None})
+    if len(named) > 1:
+        raise IncompatibleUnitsError(
+            f"readings of different quantities ({', '.join(named)}) cannot be summed; "
+            "compute each separately", quantities=named)
+    return named[0] if named else None
 
 
 def check_device_unit(device: str, units: set[str], config: ActivityConfig) -> str:
@@ -57,6 +67,7 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
             raise DuplicateReadingError(f"leaf {p.leaf} appears twice", leaf=p.leaf)
         seen_leaves.add(p.leaf)
         by_device[p.device].append(p)
+    quantity = one_quantity(p.quantity for rows in by_device.values() for p in rows)
     devices = sorted(by_device)
     units = [check_device_unit(d, {p.unit for p in by_device[d]}, config) for d in devices]
     swaps = replacements_by_device(config)
@@ -65,7 +76,7 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
         empty = np.zeros(0, dtype=np.int64)
         return ActivityData(config, [], [], bands, empty, empty, empty,
                             np.zeros(0, dtype=object), np.zeros((0, len(COUNTS)), np.int64),
-                            (), {})
+                            (), {}, quantity=quantity)
     starts = [p.measured_at - config.interval_seconds
               for rows in by_device.values() for p in rows]
     calendar = LocalCalendar(config.timezone, config.tariff, min(starts), max(starts))
@@ -118,4 +129,5 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
         np.asarray([buckets[k][1:] for k in keys], dtype=np.int64).reshape(-1, len(COUNTS)),
         leaf_ranges(np.fromiter(seen_leaves, dtype=np.int64, count=len(seen_leaves))),
         {k: leaf_ranges(np.asarray(v, dtype=np.int64)) for k, v in flagged.items()},
+        quantity=quantity,
     )

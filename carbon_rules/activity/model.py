@@ -40,6 +40,8 @@ class ReadingPoint:
 
     ``value`` is the consumption of the interval that ends at ``measured_at`` (epoch
     seconds, UTC); ``cumulative`` the register after it, if the meter has one.
+    ``quantity`` (the protocol's, e.g. ``"active_energy"``) keeps heat in kWh from
+    being summed with electricity in kWh: one computation takes one quantity.
     """
 
     leaf: int
@@ -50,6 +52,7 @@ class ReadingPoint:
     value: Fixed
     cumulative: Fixed | None
     quality: Quality
+    quantity: str | None = None
 
     def __post_init__(self) -> None:
         if self.leaf < 0 or self.seq < 1:
@@ -71,6 +74,7 @@ class ReadingPoint:
             value=parse(reading.value),
             cumulative=None if reading.cumulative is None else parse(reading.cumulative),
             quality=reading.quality,
+            quantity=reading.quantity,
         )
 
 

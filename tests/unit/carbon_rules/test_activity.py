@@ -354,7 +354,25 @@ def test_from_protocol_reading() -> None:
         domain=Domain(chain_id=1, contract="0x" + "0" * 40, log_id="86.1000.1/log.a"),
     )
     p = ReadingPoint.from_reading(reading, leaf=42)
-    assert (p.leaf, p.seq, p.value, p.cumulative, p.quality) == (
-        42, 3, parse("12.5"), parse("1000.25"), "estimated")
+    assert (p.leaf, p.seq, p.value, p.cumulative, p.quality, p.quantity) == (
+        42, 3, parse("12.5"), parse("1000.25"), "estimated", "active_energy")
     assert p.measured_at == local(2026, 2, 1) == int(
         (datetime(2026, 1, 31, tzinfo=UTC) + timedelta(hours=16)).timestamp())
+    assert compute_activity([p], ActivityConfig()).quantity == "active_energy"
+
+
+def test_heat_and_electricity_in_kwh_are_not_summed() -> None:
+    from dataclasses import replace
+
+    from carbon_rules.activity import ReadingColumns, compute_activity_columnar
+
+    t = local(2026, 1, 5)
+    power = replace(point(1, t, "1"), quantity="active_energy")
+    heat = replace(point(1, t, "1", device="86.1000.1/dev.heat", leaf=2), quantity="heat")
+    with pytest.raises(IncompatibleUnitsError, match="quantities"):
+        compute_activity([power, heat], ActivityConfig())
+    with pytest.raises(IncompatibleUnitsError, match="quantities"):
+        ReadingColumns.from_points([power, heat], decimals=3)
+    chunks = [ReadingColumns.from_points([power], 3), ReadingColumns.from_points([heat], 3)]
+    with pytest.raises(IncompatibleUnitsError, match="quantities"):
+        compute_activity_columnar(chunks, ActivityConfig())
