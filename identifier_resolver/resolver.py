@@ -43,13 +43,13 @@ from carbon_protocol.models import AnchorRef, PublicKeyInfo, SignedTreeHead, Tre
 from carbon_protocol.signing import sign_tree_head
 from carbon_protocol.suites import PrivateKey, PublicKey
 
+from ._internal import migrations
 from ._internal.clock import utc_text
 from ._internal.db import (
     anchors,
     authorities,
     links,
     make_engine,
-    metadata,
     record_versions,
     records,
     tree_heads,
@@ -231,7 +231,7 @@ class Resolver:
         self._anchored: _Context | None = None
         self._current: _Context | None = None
         self._last_anchor_at = time.monotonic()
-        metadata.create_all(engine)
+        migrations.upgrade(engine)
         with engine.begin() as conn:
             self.log.ensure_state(conn)
         self._load_state()
