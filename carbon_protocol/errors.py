@@ -63,6 +63,22 @@ class ProofError(VerificationError):
     code = "bad_proof"
 
 
+class EnvelopeError(ProtocolError, ValueError):
+    """A delivery envelope is malformed, or is not for the key offered to open it."""
+
+    code = "envelope_error"
+
+
+class DecryptionError(EnvelopeError, VerificationError):
+    """An envelope does not decrypt: tampered, truncated, or sealed to another key.
+
+    One error for every cause, deliberately: saying which check failed would help
+    an attacker probing a decryptor.
+    """
+
+    code = "decryption_failed"
+
+
 class BundleVerificationError(VerificationError):
     """A proof bundle failed one numbered verification step.
 
