@@ -248,7 +248,9 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
 
     # gaps: missing intervals before each reading (0 for a device's first reading)
     missing = np.zeros(n, dtype=np.int64)
-    gap = np.maximum(seq[1:] - seq[:-1] - 1, (t[1:] - t[:-1]) // config.interval_seconds - 1)
+    intervals = np.asarray([config.interval_of(d) for d in cols.devices], dtype=np.int64)
+    interval = intervals[dev]
+    gap = np.maximum(seq[1:] - seq[:-1] - 1, (t[1:] - t[:-1]) // interval[1:] - 1)
     missing[1:] = np.where(cont[1:], np.maximum(gap, 0), 0)
     del gap
     prev_value = np.empty_like(value)
@@ -319,7 +321,8 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
         raise ColumnarRangeError("bucket sums could exceed int64; use smaller chunks")
 
     # buckets: rows are sorted by device then time, so equal keys form runs
-    starts_t = t - config.interval_seconds
+    starts_t = t - interval
+    del interval
     calendar = LocalCalendar(config.timezone, config.tariff, int(starts_t.min()),
                              int(starts_t.max()))
     day, band = calendar.locate_many(starts_t)
@@ -338,7 +341,7 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
         *keys, _reduce(amount, runs), run_counts, scale=step)
     if len(extra[0]):
         e_dev, e_end, e_amount, e_counts = extra
-        e_day, e_band = calendar.locate_many(e_end - config.interval_seconds)
+        e_day, e_band = calendar.locate_many(e_end - intervals[e_dev])
         g_dev, g_day, g_band, amounts, counts = _group(
             np.concatenate((g_dev, e_dev)), np.concatenate((g_day, e_day)),
             np.concatenate((g_band, e_band.astype(np.int64))),

@@ -77,8 +77,8 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
         return ActivityData(config, [], [], bands, empty, empty, empty,
                             np.zeros(0, dtype=object), np.zeros((0, len(COUNTS)), np.int64),
                             (), {}, quantity=quantity)
-    starts = [p.measured_at - config.interval_seconds
-              for rows in by_device.values() for p in rows]
+    starts = [p.measured_at - config.interval_of(device)
+              for device, rows in by_device.items() for p in rows]
     calendar = LocalCalendar(config.timezone, config.tariff, min(starts), max(starts))
 
     buckets: dict[tuple[int, int, int], list[int]] = {}
@@ -91,17 +91,17 @@ def compute_activity(points: Iterable[ReadingPoint], config: ActivityConfig) -> 
                     f"{device}: seq {a.seq} appears twice (leaves {a.leaf}, {b.leaf})",
                     device=device, seq=a.seq)
         intervals = device_intervals(
-            rows, config.meter(device), swaps.get(device, {}), config.interval_seconds,
+            rows, config.meter(device), swaps.get(device, {}), config.interval_of(device),
             raise_anomalies=config.on_anomaly == "error")
         for iv in intervals:
             p = iv.point
             gap_column = 1 + (_BRIDGED if iv.missing_bridged else _FILLED)
             for end, share in iv.gap_shares:
-                day, band = calendar.locate(end - config.interval_seconds)
+                day, band = calendar.locate(end - config.interval_of(device))
                 bucket = buckets.setdefault((code, day, band), [0] * (len(COUNTS) + 1))
                 bucket[0] += share
                 bucket[gap_column] += 1
-            day, band = calendar.locate(p.measured_at - config.interval_seconds)
+            day, band = calendar.locate(p.measured_at - config.interval_of(device))
             counts = buckets.setdefault((code, day, band), [0] * (len(COUNTS) + 1))
             counts[0] += iv.amount
             counts[1 + _QUALITY_COLUMN[p.quality]] += 1

@@ -86,11 +86,18 @@ class MeterConfig:
     register showing at most 99,999,999.9 has modulus ``"100000000"``). A backwards
     step is taken as a rollover only if the wrapped delta is at most
     ``max_rollover_delta`` (default: 1 % of the modulus); anything else is an anomaly.
+    ``interval_seconds`` overrides the configuration's metering interval for this meter
+    (an hourly meter among quarter-hourly ones).
     """
 
     site: str | None = None
     rollover_modulus: str | None = None
     max_rollover_delta: str | None = None
+    interval_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds is not None and self.interval_seconds < 1:
+            raise ActivityInputError("a meter's interval_seconds must be positive")
 
     @property
     def modulus(self) -> Fixed | None:
@@ -168,3 +175,7 @@ class ActivityConfig:
     def meter(self, device: str) -> MeterConfig:
         """The configuration of ``device`` (the default if it has none of its own)."""
         return self.meters.get(device, self.default_meter)
+
+    def interval_of(self, device: str) -> int:
+        """``device``'s metering interval in seconds."""
+        return self.meter(device).interval_seconds or self.interval_seconds

@@ -24,6 +24,8 @@ from .tariffs import TariffSchedule
 __all__ = ["DEFAULT_TIMEZONE", "PERIODS", "LocalCalendar", "Period", "period_label", "zone"]
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: The longest span of local days one computation covers (about 100 years).
+MAX_SPAN_DAYS = 36_600
 Period = Literal["day", "month", "quarter", "year"]
 PERIODS: tuple[Period, ...] = ("day", "month", "quarter", "year")
 
@@ -57,6 +59,11 @@ class LocalCalendar:
         band_index = {band: i for i, band in enumerate(tariff.bands)}
         start_day = datetime.fromtimestamp(first, tz).date() - timedelta(days=1)
         end_day = datetime.fromtimestamp(last, tz).date() + timedelta(days=1)
+        if (end_day - start_day).days > MAX_SPAN_DAYS:
+            raise ActivityInputError(
+                f"readings span {start_day} to {end_day}, more than {MAX_SPAN_DAYS} days: "
+                "a clock is wrong, or the computation should be split",
+                first=first, last=last)
         edges: list[int] = []
         days: list[int] = []
         bands: list[int] = []

@@ -236,6 +236,27 @@ def test_time_gap_with_consecutive_sequence_numbers() -> None:
     assert data.total().amount == (2 + 1 + 3 * 2) * SCALE
 
 
+def test_hourly_meter_among_quarter_hourly_ones() -> None:
+    # An hourly reading closes one interval, not three missing ones plus its own.
+    hourly = "86.1000.1/dev.hourly"
+    pts = [point(1, local(2026, 7, 1, 1), "60", device=hourly, leaf=0),
+           point(2, local(2026, 7, 1, 2), "50", device=hourly, leaf=1),
+           point(1, local(2026, 7, 1, 1), "15", leaf=2), point(2, local(2026, 7, 1, 1, 15), "15",
+                                                             leaf=3)]
+    meters = {hourly: MeterConfig(interval_seconds=3600)}
+    data = compute_activity(pts, ActivityConfig(target_unit="kWh", meters=meters))
+    assert data.total().amount == 140 * SCALE and data.quality.clean
+    assert data.quality.missing_filled == 0
+    wrong = compute_activity(pts, ActivityConfig(target_unit="kWh"))
+    assert wrong.quality.missing_filled == 3  # what a mis-declared interval looks like
+
+
+def test_readings_spanning_a_century_are_refused() -> None:
+    pts = [point(1, local(2026, 1, 1), "1"), point(2, local(2199, 1, 1), "1")]
+    with pytest.raises(ActivityInputError, match="span"):
+        compute_activity(pts, ActivityConfig())
+
+
 def test_quality_flags_and_leaf_ranges() -> None:
     t = local(2026, 8, 1)
     pts = [point(1, t, "1"), point(2, t + 900, "1", quality="estimated"),

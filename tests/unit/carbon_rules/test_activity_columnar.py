@@ -64,13 +64,15 @@ def scenario(draw: st.DrawFn) -> tuple[list[ReadingPoint], ActivityConfig, int]:
     for d in range(n_devices):
         device = f"86.1000.1/dev.p{d}"
         wraps = d % 2 == 0
+        every = 3600 if d == 3 else 900  # the fourth meter is read hourly
         meters[device] = MeterConfig(site=f"site{d % 2}",
                                      rollover_modulus="1000" if wraps else None,
-                                     max_rollover_delta="100" if wraps else None)
+                                     max_rollover_delta="100" if wraps else None,
+                                     interval_seconds=every if d == 3 else None)
         seq, t, reg = draw(st.integers(1, 50)), start + d * 300, draw(st.integers(0, 999_000))
         for s_step, extra, value, event, q in draw(st.lists(step_strategy, max_size=60)):
             seq += s_step
-            t += 900 * max(1, s_step + extra) + draw(st.sampled_from([0, 0, 0, 7, 450, -5]))
+            t += every * max(1, s_step + extra) + draw(st.sampled_from([0, 0, 0, 7, 450, -5]))
             has_reg = event != "none"
             if event == "backward":
                 reg = max(reg - draw(st.integers(1, 5_000)), 0)
