@@ -4,10 +4,9 @@ For a device's readings sorted by sequence number, reading *i* closes one interv
 
 1. The first reading in the input has no predecessor: its interval ``value`` counts.
 2. Otherwise, if both it and its predecessor carry the register, the consumption is
-   the register delta ``cur - prev``. A negative delta is
+   the register delta ``cur - prev``, or, if a **replacement** was declared between
+   them, ``(old_final - prev) + (cur - new_initial)``. A negative delta (or part) is
 
-   * a **replacement** if one was declared between them:
-     ``(old_final - prev) + (cur - new_initial)``, each part by these same rules;
    * a **rollover** if the meter's register wraps and ``cur - prev + modulus`` is at
      most the meter's ``max_rollover``;
    * otherwise an **anomaly**: never used. It is flagged (or raised, if configured)
@@ -38,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ReadingOrderError, RegisterAnomalyError
-from ..fixed_point import parse
+from ..fixed_point import parse, to_decimal
 from .model import MeterConfig, MeterReplacement, ReadingPoint
 
 __all__ = ["COUNTS", "FLAGS", "Interval", "device_intervals", "gap_end_times", "register_delta"]
@@ -127,8 +126,9 @@ def device_intervals(
                 rolled = r1 or r2
             if amount is None and raise_anomalies:
                 raise RegisterAnomalyError(
-                    f"{cur.device}: register went from {prev.cumulative} to "
-                    f"{cur.cumulative} (seq {prev.seq} -> {cur.seq}) without a rollover "
+                    f"{cur.device}: register went from {to_decimal(prev.cumulative)} to "
+                    f"{to_decimal(cur.cumulative)} (seq {prev.seq} -> {cur.seq}) without a "
+                    "rollover "
                     "or declared replacement",
                     device=cur.device, seq=cur.seq, leaf=cur.leaf)
         ends = gap_end_times(prev.measured_at, cur.measured_at, missing)
