@@ -36,7 +36,7 @@ from .aggregate import ActivityData, LeafRanges, leaf_ranges, merge_ranges
 from .exact import check_device_unit, one_quantity, replacements_by_device
 from .model import QUALITIES, ActivityConfig, ReadingPoint
 from .periods import LocalCalendar
-from .registers import COUNTS, FLAGS
+from .registers import COUNTS, FLAGS, SEQ_SLACK
 
 __all__ = ["ReadingColumns", "compute_activity_columnar"]
 
@@ -250,9 +250,17 @@ def _chunk(cols: ReadingColumns, config: ActivityConfig) -> _Partial | None:
     missing = np.zeros(n, dtype=np.int64)
     intervals = np.asarray([config.interval_of(d) for d in cols.devices], dtype=np.int64)
     interval = intervals[dev]
-    gap = np.maximum(seq[1:] - seq[:-1] - 1, (t[1:] - t[:-1]) // interval[1:] - 1)
+    elapsed = (t[1:] - t[:-1]) // interval[1:]
+    jump = cont[1:] & (seq[1:] - seq[:-1] > 2 * elapsed + SEQ_SLACK)
+    if jump.any():
+        i = int(np.nonzero(jump)[0][0]) + 1
+        raise ReadingOrderError(
+            f"{cols.devices[dev[i]]}: seq jumps from {seq[i - 1]} to {seq[i]} in "
+            f"{elapsed[i - 1]} intervals: a broken counter, not missing readings",
+            device=cols.devices[dev[i]], seq=int(seq[i]), leaf=int(leaf[i]))
+    gap = np.maximum(seq[1:] - seq[:-1] - 1, elapsed - 1)
     missing[1:] = np.where(cont[1:], np.maximum(gap, 0), 0)
-    del gap
+    del gap, elapsed, jump
     prev_value = np.empty_like(value)
     prev_value[0] = 0
     prev_value[1:] = value[:-1]

@@ -28,7 +28,9 @@ shows in both months:
   interval can exceed both neighbours), which is why a total with
   ``missing_filled > 0`` is not clean.
 
-The closing reading's leaf is flagged ``gap`` either way.
+The closing reading's leaf is flagged ``gap`` either way. A sequence jump far beyond
+the elapsed time (more than ``2 x elapsed intervals + 16`` numbers) is a broken
+counter, not missing readings: it is refused rather than filled with invented ones.
 """
 
 from __future__ import annotations
@@ -40,13 +42,18 @@ from ..errors import ReadingOrderError, RegisterAnomalyError
 from ..fixed_point import parse, to_decimal
 from .model import MeterConfig, MeterReplacement, ReadingPoint
 
-__all__ = ["COUNTS", "FLAGS", "Interval", "device_intervals", "gap_end_times", "register_delta"]
+__all__ = [
+    "COUNTS", "FLAGS", "SEQ_SLACK", "Interval", "device_intervals", "gap_end_times",
+    "register_delta",
+]
 
 #: The data-quality counters every total carries, in order.
 COUNTS = (
     "measured", "estimated", "manual", "substituted",
     "missing_bridged", "missing_filled", "rollovers", "replacements", "anomalies",
 )
+#: Sequence numbers a jump may skip beyond twice the elapsed intervals.
+SEQ_SLACK = 16
 #: The reasons a reading's leaf can be flagged.
 FLAGS = ("estimated", "manual", "substituted", "gap", "rollover", "replacement", "anomaly")
 
@@ -106,8 +113,13 @@ def device_intervals(
             raise ReadingOrderError(
                 f"{cur.device}: seq {cur.seq} is not measured after seq {prev.seq}",
                 device=cur.device, seq=cur.seq, leaf=cur.leaf)
-        missing = max(cur.seq - prev.seq - 1,
-                      (cur.measured_at - prev.measured_at) // interval_seconds - 1, 0)
+        elapsed = (cur.measured_at - prev.measured_at) // interval_seconds
+        if cur.seq - prev.seq > 2 * elapsed + SEQ_SLACK:
+            raise ReadingOrderError(
+                f"{cur.device}: seq jumps from {prev.seq} to {cur.seq} in {elapsed} "
+                "intervals: a broken counter, not missing readings",
+                device=cur.device, seq=cur.seq, leaf=cur.leaf)
+        missing = max(cur.seq - prev.seq - 1, elapsed - 1, 0)
         inside = [s for s in swaps if prev.seq < s <= cur.seq]
         swap = replacements[inside[0]] if inside else None
         if len(inside) > 1:

@@ -251,6 +251,15 @@ def test_hourly_meter_among_quarter_hourly_ones() -> None:
     assert wrong.quality.missing_filled == 3  # what a mis-declared interval looks like
 
 
+def test_a_broken_sequence_counter_is_refused_not_filled() -> None:
+    t = local(2026, 1, 5)
+    # 18 numbers skipped in one hour (4 intervals): 2 x 4 + 16 = 24 allowed, so filled
+    ok = compute_activity([point(1, t, "1"), point(20, t + 3600, "1")], ActivityConfig())
+    assert ok.quality.missing_filled == 18
+    with pytest.raises(ReadingOrderError, match="broken counter"):
+        compute_activity([point(1, t, "1"), point(26, t + 3600, "1")], ActivityConfig())
+
+
 def test_readings_spanning_a_century_are_refused() -> None:
     pts = [point(1, local(2026, 1, 1), "1"), point(2, local(2199, 1, 1), "1")]
     with pytest.raises(ActivityInputError, match="span"):

@@ -186,6 +186,7 @@ def test_columnar_refuses_the_same_bad_input_as_the_exact_path() -> None:
     cases: list[tuple[list[ReadingPoint], type[Exception], ActivityConfig]] = [
         ([pt(1, t, 0), pt(1, t + 900, 1)], DuplicateReadingError, ActivityConfig()),
         ([pt(1, t, 0), pt(2, t, 1)], ReadingOrderError, ActivityConfig()),
+        ([pt(1, t, 0), pt(10**9, t + 900, 1)], ReadingOrderError, ActivityConfig()),
         ([pt(1, t, 0, 5 * SCALE), pt(2, t + 900, 1, SCALE)], RegisterAnomalyError,
          ActivityConfig(on_anomaly="error")),
     ]
