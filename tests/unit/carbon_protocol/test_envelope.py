@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +46,7 @@ from carbon_protocol.errors import (
     UnsupportedSuiteError,
     VerificationError,
 )
+from carbon_protocol.sm2_encrypt import _encrypt_with, sm2_encrypt
 from carbon_protocol.suites import SUITES, SuiteName, digest
 
 GRANT = "86.1000.1/grant.2026-0042"
@@ -234,6 +237,42 @@ def test_recipient_key_id_is_the_suite_hash_of_the_raw_key(
         assert public.key_id == digest(suite, public.raw)[:16].hex()  # type: ignore[arg-type]
 
 
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "envelope.md"
+VECTOR_PLAINTEXT = b'{"dataset":"86.1000.1/ds.heat-2026-10","readings":[]}'
+VECTOR_KEYS = {
+    "sm": "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8",
+    "intl": "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+}
+VECTOR_DIGESTS = {
+    "sm": "99977bf907bd00846c9b6f1a424bc202af94ad50d037273909c0cea5ded59e92",
+    "intl": "bb574e75780eb75ea0de95664087da8cfb75342f9729d95d6aa10e03af25045a",
+}
+
+
+def _docs_vector(suite: str) -> str:
+    found = re.search(rf"<!-- vector:{suite} -->\n```json\n(.*?)```", DOCS.read_text(), re.S)
+    assert found is not None, f"docs/envelope.md has no {suite} vector"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_documented_vectors_open(suite: SuiteName) -> None:
+    text = _docs_vector(suite)
+    raw = bytes.fromhex(VECTOR_KEYS[suite])
+    envelope = parse_envelope(text)
+    assert open_(envelope, RecipientPrivateKey.from_private_bytes(suite, raw)) == VECTOR_PLAINTEXT
+    assert _stranger_open(text, raw) == VECTOR_PLAINTEXT
+    assert envelope_digest(envelope) == VECTOR_DIGESTS[suite]
+
+
+def test_documented_sm_key_wrap_is_the_sm2_encryption_of_the_content_key() -> None:
+    envelope = parse_envelope(_docs_vector("sm"))
+    public = RecipientPrivateKey.from_private_bytes("sm", bytes.fromhex(VECTOR_KEYS["sm"]))
+    k = 0x59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21
+    wrap = _encrypt_with(public.public_key().raw, bytes(range(16)), lambda: k)
+    assert envelope.key_wrap == wrap.hex()
+
+
 # --- round trips -------------------------------------------------------------------------
 
 
@@ -390,8 +429,6 @@ def test_sm_content_key_rewrapped_by_a_stranger_does_not_open(
 ) -> None:
     # Anyone can SM2-encrypt a key of their choosing to the buyer; it cannot open
     # ciphertext sealed under the owner's content key.
-    from carbon_protocol.sm2_encrypt import sm2_encrypt
-
     rewrapped = sm2_encrypt(keys["sm"].public_key().raw, bytes(16))
     with pytest.raises(DecryptionError):
         open_(_mutated(sealed["sm"], ("key_wrap",), rewrapped.hex()), keys["sm"])
