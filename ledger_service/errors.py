@@ -110,3 +110,10 @@ class ChainMismatchError(AnchorError):
 
     code = "chain_mismatch"
     http_status = 503
+
+
+class SampleMismatchError(LedgerError):
+    """A verification sample is not the one its seed block determines."""
+
+    code = "sample_mismatch"
+    http_status = 422
