@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gmssl import sm2 as gm_sm2  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from carbon_protocol.envelope import (
@@ -288,6 +290,27 @@ def test_round_trip(suite: SuiteName, size: int, keys: dict[str, RecipientPrivat
     assert open_(reparsed, key) == plaintext
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    suite=st.sampled_from(SUITES),
+    plaintext=st.binary(max_size=300),
+    grant_suffix=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,40}", fullmatch=True),
+    content_type=st.sampled_from(["application/json", "text/csv", "application/octet-stream"]),
+)
+def test_round_trip_property(
+    suite: SuiteName,
+    plaintext: bytes,
+    grant_suffix: str,
+    content_type: str,
+    keys: dict[str, RecipientPrivateKey],
+) -> None:
+    public = keys[suite].public_key()
+    header = _header(public, grant=f"86.1000.1/{grant_suffix}", content_type=content_type)
+    envelope = parse_envelope(seal(plaintext, public, header).model_dump_json())
+    assert envelope.header == header
+    assert open_(envelope, keys[suite]) == plaintext
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_sealing_twice_gives_unrelated_envelopes(
     suite: SuiteName, keys: dict[str, RecipientPrivateKey]
@@ -424,6 +447,21 @@ def test_parts_swapped_between_envelopes_are_refused(
             open_(_mutated(sealed[suite], (field,), getattr(other, field)), key)
 
 
+@pytest.mark.parametrize(
+    "ephemeral_hex",
+    [
+        "00" * 32,
+        "01" + "00" * 31,
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    ],
+)
+def test_small_order_ephemeral_key_is_refused(
+    ephemeral_hex: str, keys: dict[str, RecipientPrivateKey], sealed: dict[str, Envelope]
+) -> None:
+    with pytest.raises(DecryptionError):
+        open_(_mutated(sealed["intl"], ("key_wrap",), ephemeral_hex), keys["intl"])
+
+
 def test_sm_content_key_rewrapped_by_a_stranger_does_not_open(
     keys: dict[str, RecipientPrivateKey], sealed: dict[str, Envelope]
 ) -> None:
@@ -518,6 +556,29 @@ def test_unknown_fields_and_garbage_are_refused(sealed: dict[str, Envelope]) -> 
         parse_envelope(json.dumps(data))
     with pytest.raises(EnvelopeError):
         parse_envelope(b"\xff not json")
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("length", [22, 23, 24, 25])
+def test_ciphertext_text_is_accepted_exactly_when_canonical(
+    length: int, sealed: dict[str, Envelope]
+) -> None:
+    # Against the standard library: a text is canonical when decoding and
+    # re-encoding gives it back, so one ciphertext has one text (and one digest).
+    data = sealed["intl"].model_dump(mode="json")
+    for last in _B64URL:
+        text = "A" * (length - 1) + last
+        canonical = length % 4 != 1 and text == base64.urlsafe_b64encode(
+            base64.urlsafe_b64decode(text + "=" * (-length % 4))
+        ).rstrip(b"=").decode()
+        data["ciphertext"] = text
+        if canonical:
+            assert parse_envelope(json.dumps(data)).ciphertext == text
+        else:
+            with pytest.raises(EnvelopeError):
+                parse_envelope(json.dumps(data))
 
 
 # --- recipient keys --------------------------------------------------------------------------
