@@ -11,6 +11,14 @@ Two paths give bit-identical results:
 - :func:`compute_activity_columnar`: numpy columns (:class:`ReadingColumns`), for tens
   of millions of readings.
 
+Example (a month of purchased electricity, case 18: AD in MWh)::
+
+    points = [ReadingPoint.from_reading(r, leaf) for leaf, r in logged]
+    data = compute_activity(points, ActivityConfig(target_unit="MWh"))
+    january = data.totals("enterprise", "month")[("*", "2026-01", "*")]
+    emissions = purchased_energy(january.amount, grid_factor)
+    january.quality.clean, data.leaves, data.flagged["gap"]
+
 The rules are in :mod:`carbon_rules.activity.registers` (deltas, rollover,
 replacement, gaps), :mod:`~carbon_rules.activity.aggregate` (conversion and roll-up),
 :mod:`~carbon_rules.activity.periods` (local periods) and

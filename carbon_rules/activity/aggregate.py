@@ -250,6 +250,18 @@ class ActivityData:
         return {key: Totals(Fixed(acc[key][0]), target, QualityCounts.of(acc[key][1]))
                 for key in sorted(acc)}
 
+    def lines(
+        self, level: Level = "enterprise", period: Period | None = "month", *,
+        by_band: bool = False,
+    ) -> list[dict[str, Any]]:
+        """:meth:`totals` as JSON-ready rows (decimal strings, named counters), for
+        reports and APIs."""
+        return [
+            {"entity": entity, "period": label, "band": band, "amount": t.decimal,
+             "unit": t.unit, "clean": t.quality.clean, "quality": t.quality.as_dict()}
+            for (entity, label, band), t in self.totals(level, period, by_band=by_band).items()
+        ]
+
     def canonical(self) -> dict[str, Any]:
         """Everything, JSON-ready and in a fixed order (compare or hash this)."""
         return {

@@ -350,6 +350,22 @@ def test_sites_and_enterprise_roll_up() -> None:
     assert data.totals("device", None)[("86.1000.1/dev.s3", "*", "*")].amount == 40 * SCALE
 
 
+def test_lines_are_json_ready() -> None:
+    import json
+
+    tou = TariffSchedule.of([("00:00", "valley"), ("08:00", "peak")])
+    pts = [point(1, local(2026, 1, 5, 9), "1.5"), point(2, local(2026, 1, 5, 9, 15), "2")]
+    data = compute_activity(pts, ActivityConfig(tariff=tou))
+    rows = data.lines("device", "day", by_band=True)
+    assert rows == [{"entity": DEV, "period": "2026-01-05", "band": "peak", "amount": "0.0035",
+                     "unit": "MWh", "clean": True,
+                     "quality": {**dict.fromkeys(
+                         ("estimated", "manual", "substituted", "missing_bridged",
+                          "missing_filled", "rollovers", "replacements", "anomalies"), 0),
+                                 "measured": 2}}]
+    json.dumps(data.canonical())
+
+
 def test_any_order_gives_identical_results() -> None:
     pts = january_meter(12_345)[:500] + series(local(2026, 1, 1), ["5", "6", "1", "9"],
                                                 first_leaf=10_000, device="86.1000.1/dev.b")
