@@ -72,10 +72,11 @@ __all__ = [
 ENVELOPE_CONTEXT: Final = "carbon-ledger/envelope/v1"
 """Names the format in the intl key derivation, so keys never serve another protocol."""
 
-_CONTENT_KEY_BYTES: Final = {"sm": 16, "intl": 32}
+_SM4_KEY_BYTES: Final = 16
+_AES_KEY_BYTES: Final = 32
 _NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
-_KEY_WRAP_BYTES: Final = {"sm": SM2_CIPHERTEXT_OVERHEAD + 16, "intl": 32}
+_KEY_WRAP_BYTES: Final = {"sm": SM2_CIPHERTEXT_OVERHEAD + _SM4_KEY_BYTES, "intl": 32}
 """sm: SM2 ciphertext of the 16-byte content key; intl: the ephemeral X25519 key."""
 
 _X25519_P: Final = 2**255 - 19
@@ -357,7 +358,7 @@ def _intl_key(shared: bytes, ephemeral: bytes, recipient: bytes, header: Envelop
     )
     # The salt binds both public keys, so the key belongs to this exchange alone
     # (as HPKE's KEM context does).
-    hkdf = HKDF(hashes.SHA256(), length=32, salt=ephemeral + recipient, info=info)
+    hkdf = HKDF(hashes.SHA256(), length=_AES_KEY_BYTES, salt=ephemeral + recipient, info=info)
     return hkdf.derive(shared)
 
 
@@ -396,7 +397,7 @@ def seal(plaintext: bytes, recipient: RecipientPublicKey, header: EnvelopeHeader
     aad = header_bytes(header)
     nonce = os.urandom(_NONCE_BYTES)
     if recipient.suite == "sm":
-        content_key = os.urandom(_CONTENT_KEY_BYTES["sm"])
+        content_key = os.urandom(_SM4_KEY_BYTES)
         key_wrap = sm2_encrypt(recipient.raw, content_key)
         sealed = _sm4_gcm_seal(content_key, nonce, bytes(plaintext), aad)
     else:
