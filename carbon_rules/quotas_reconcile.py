@@ -24,20 +24,22 @@ forecast 8,100 x 12 / 9 = 10,800 t, deficit 800 t.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from carbon_protocol.inventory import FixedStr
+from carbon_protocol.inventory import FixedStr, Inventory
 
 from .errors import QuotaInputError
-from .fixed_point import Fixed, add, checked, mul_ratio, to_decimal
+from .fixed_point import Fixed, add, checked, mul_ratio, parse, to_decimal
 from .quotas import EffectiveQuota
 
-__all__ = ["ForecastMethod", "MonthRow", "Reconciliation", "reconcile"]
+__all__ = ["ForecastMethod", "MonthRow", "Reconciliation", "monthly_totals", "reconcile"]
 
 ForecastMethod = Literal["auto", "run_rate", "last_year"]
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 class _Model(BaseModel):
@@ -128,3 +130,22 @@ def reconcile(quota: EffectiveQuota, emissions: Mapping[int, Fixed], *,
         forecast=to_decimal(forecast), offsets=to_decimal(offsets), position=position,
         balance=to_decimal(checked(abs(diff))),
         remaining_to_date=to_decimal(checked(max(allocation - to_date, 0))))
+
+
+def monthly_totals(inventories: Iterable[Inventory], year: int) -> dict[int, Fixed]:
+    """Total emissions per month of ``year`` from monthly inventories (period label
+    ``YYYY-MM``, the enterprise's own calendar month); several inventories of one month
+    (several gateways) add up. Inventories of other years are ignored; one that is not
+    monthly is refused, since splitting it across months would be a guess."""
+    out: dict[int, Fixed] = {}
+    for inv in inventories:
+        match = _MONTH.fullmatch(inv.period.label)
+        if match is None:
+            raise QuotaInputError(f"inventory period {inv.period.label!r} is not a month "
+                                  "(YYYY-MM); reconciliation needs monthly inventories",
+                                  period=inv.period.label)
+        if int(match.group(1)) != year:
+            continue
+        month = int(match.group(2))
+        out[month] = add(out.get(month, Fixed(0)), parse(inv.totals.total))
+    return out

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from .._internal.logging_setup import route_server_logs
 from ..ledger import Ledger
-from . import inventories, log, readings, registry
+from . import inventories, log, quotas, readings, registry, reports
 from .errors import BodyLimit, install_error_handlers
 from .health import HealthSettings, install_health
 
@@ -32,6 +32,8 @@ def create_app(ledger: Ledger, *, health: HealthSettings | None = None) -> FastA
     app.include_router(readings.router)
     app.include_router(log.router)
     app.include_router(inventories.router)
+    app.include_router(quotas.router)
+    app.include_router(reports.router)
     app.add_middleware(BodyLimit, max_bytes=ledger.settings.max_body_bytes)
     # After BodyLimit, so it is the outer layer: a refused oversized body is counted too.
     install_health(app, ledger, health)

@@ -1,0 +1,93 @@
+"""Routes for quotas (配额): read the regulator's quota from a ``QuotaRegistry`` on the
+ledger's chain, and reconcile monthly emissions against the quota in force."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from carbon_protocol.inventory import FixedStr
+from carbon_protocol.models import Address
+from carbon_rules.errors import RulesError
+from carbon_rules.fixed_point import parse, to_decimal
+from carbon_rules.quotas import InternalQuota, QuotaBook, Year
+from carbon_rules.quotas_reconcile import ForecastMethod, Reconciliation, reconcile
+
+from ..reports import ReportServiceError, quota_client
+from .deps import LedgerDep
+
+router = APIRouter(prefix="/v1/quotas", tags=["quotas"])
+
+
+class QuotaRevision(BaseModel):
+    """One revision of an on-chain quota."""
+
+    revision: int
+    allocation: str
+    document: str
+    regulator: str
+    set_at: int
+
+
+class QuotaHistory(BaseModel):
+    """The quota in force and every revision before it."""
+
+    registry: str
+    enterprise: str
+    year: int
+    allocation: str
+    revisions: list[QuotaRevision]
+
+
+class ReconcileRequest(BaseModel):
+    """Monthly emissions to reconcile, and where the quota comes from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enterprise: Annotated[str, Field(min_length=1, max_length=256)]
+    year: Year
+    emissions: dict[int, FixedStr] = Field(min_length=1, max_length=12)
+    """Month (1..12) -> tCO2e, from January without a hole."""
+    registry: Address | None = None
+    internal: FixedStr | None = None
+    previous_year: dict[int, FixedStr] = Field(default_factory=dict, max_length=12)
+    method: ForecastMethod = "auto"
+    offsets: FixedStr = "0"
+
+
+@router.get("", response_model=QuotaHistory)
+def quota(ledger: LedgerDep, registry: Annotated[Address, Query()],
+          enterprise: Annotated[str, Query(min_length=1, max_length=256)],
+          year: Annotated[int, Query(ge=1, le=9999)]) -> Any:
+    """The regulator's quota for ``enterprise`` and ``year`` with its revisions; 404
+    ``quota_not_issued`` if none was issued."""
+    client = quota_client(ledger, registry)
+    try:
+        current = client.quota(enterprise, year)
+        history = client.history(enterprise, year)
+    except RulesError as exc:
+        raise ReportServiceError(exc) from exc
+    return QuotaHistory(
+        registry=client.address, enterprise=enterprise, year=year,
+        allocation=to_decimal(current.allocation),
+        revisions=[QuotaRevision(revision=h.revision, allocation=to_decimal(h.allocation),
+                                 document=h.document, regulator=h.regulator, set_at=h.set_at)
+                   for h in history if h.revision <= current.revision])
+
+
+@router.post("/reconcile", response_model=Reconciliation)
+def reconcile_quota(body: ReconcileRequest, ledger: LedgerDep) -> Any:
+    """Emissions to date, year-end forecast and surplus or deficit against the quota in
+    force: the regulator's on chain (``registry``) overrides the ``internal`` one."""
+    try:
+        chain = None if body.registry is None else quota_client(ledger, body.registry)
+        internal = [] if body.internal is None else [
+            InternalQuota(enterprise=body.enterprise, year=body.year, allocation=body.internal)]
+        effective = QuotaBook(chain, internal).effective(body.enterprise, body.year)
+        return reconcile(effective, {m: parse(v) for m, v in body.emissions.items()},
+                         previous_year={m: parse(v) for m, v in body.previous_year.items()},
+                         method=body.method, offsets=parse(body.offsets))
+    except RulesError as exc:
+        raise ReportServiceError(exc) from exc

@@ -1,0 +1,249 @@
+"""Reports, quotas and offsets as the ledger serves them (issue 4, items 5 to 7).
+
+The accounting lives in :mod:`carbon_rules` (quota book, reconciliation, offsets
+ledger, report structure and PDF); this module feeds it from the ledger: inventories
+by id with their log leaf and anchor, the ledger's chain for the ``QuotaRegistry``,
+``<data_dir>/offsets.sqlite`` for consumed offsets, ``<data_dir>/reports/`` for built
+reports (served at the report's proof link). Errors of the rule package leave as
+:class:`ReportServiceError`, a :class:`LedgerError` with the rule error's code.
+
+A built report's hash is :func:`carbon_rules.reports.report_hash`; the ledger's log has
+no table for report leaves yet, so appending it to the log is left to the ledger
+(``Ledger.append_leaf`` needs a row of its own).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from carbon_protocol.errors import ProtocolError
+from carbon_protocol.identifiers import IdentifierStr
+from carbon_protocol.inventory import FixedStr, Period
+from carbon_protocol.models import Address
+from carbon_rules.errors import (
+    OffsetDoubleClaimError,
+    QuotaNotIssuedError,
+    QuotaUnauthorizedError,
+    RulesError,
+)
+from carbon_rules.fixed_point import parse
+from carbon_rules.offsets import CN_ETS_RULES, Claim, NettingRules
+from carbon_rules.offsets_ledger import NettingResult, OffsetLedger, gross_of
+from carbon_rules.quotas import InternalQuota, QuotaBook, Year
+from carbon_rules.quotas_client import QuotaRegistryClient
+from carbon_rules.quotas_reconcile import (
+    ForecastMethod,
+    Reconciliation,
+    monthly_totals,
+    reconcile,
+)
+from carbon_rules.reports import (
+    Boundary,
+    EnterpriseInfo,
+    InventoryReport,
+    LoggedInventory,
+    ReportInput,
+    build_report,
+    report_bytes,
+    report_hash,
+    report_id,
+)
+
+from .errors import LedgerError, NotFoundError
+from .ledger import Ledger
+
+__all__ = [
+    "BuiltReport",
+    "OffsetClaimRequest",
+    "QuotaRequest",
+    "ReportRequest",
+    "ReportServiceError",
+    "ReportStoreError",
+    "build",
+    "claim_offsets",
+    "load_report",
+    "logged_inventories",
+    "quota_client",
+]
+
+_STATUS: tuple[tuple[type[RulesError], int], ...] = (
+    (QuotaNotIssuedError, 404),
+    (QuotaUnauthorizedError, 403),
+    (OffsetDoubleClaimError, 409),
+)
+_REPORT_ID = re.compile(r"^[0-9.]+/rpt\.[0-9a-f]{32}$")
+
+
+class ReportServiceError(LedgerError):
+    """A rule-package error on its way out of the service: same code, message, details."""
+
+    def __init__(self, error: RulesError) -> None:
+        d = error.diagnostics()
+        super().__init__(d["message"], **d.get("details", {}))
+        self.code = d["code"]
+        self.http_status = next((s for cls, s in _STATUS if isinstance(error, cls)), 422)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QuotaRequest(_Request):
+    """Reconcile against the quota of ``year``: the regulator's on the ``registry``
+    (a ``QuotaRegistry`` on the ledger's chain) if issued there, else ``internal``."""
+
+    year: Year
+    registry: Address | None = None
+    internal: FixedStr | None = None
+    """An internal planning quota (tCO2e)."""
+    previous_year: dict[int, FixedStr] = Field(default_factory=dict)
+    """Last year's monthly emissions (month -> tCO2e), for the ``last_year`` forecast."""
+    method: ForecastMethod = "auto"
+
+
+class ReportRequest(_Request):
+    """What to build a report from: inventories the ledger holds, by id."""
+
+    enterprise: EnterpriseInfo
+    boundary: Boundary
+    period: Period
+    inventory_ids: list[IdentifierStr] = Field(min_length=1, max_length=10_000)
+    quota: QuotaRequest | None = None
+    offsets_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """Show the offsets recorded under this consumption key."""
+    netting_rules: NettingRules = CN_ETS_RULES
+    prepared_by: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    proof_base: Annotated[str, StringConstraints(min_length=1, max_length=256,
+                                                 pattern=r"^[\x21-\x7e]+$")] = "/v1/reports"
+
+
+class OffsetClaimRequest(_Request):
+    """Claim offsets against the gross emissions of inventories the ledger holds."""
+
+    consumption_key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    inventory_ids: list[IdentifierStr] = Field(min_length=1, max_length=10_000)
+    claims: list[Claim] = Field(min_length=1, max_length=10_000)
+    netting_rules: NettingRules = CN_ETS_RULES
+
+
+class BuiltReport(BaseModel):
+    """A built report, its identifier and hash (hex, of the log's hash function)."""
+
+    report_id: str
+    hash: str
+    suite: Literal["sm", "intl"]
+    report: InventoryReport
+
+
+def _rules_errors(exc: RulesError) -> ReportServiceError:
+    return ReportServiceError(exc)
+
+
+def logged_inventories(ledger: Ledger, ids: list[str]) -> list[LoggedInventory]:
+    """The inventories ``ids`` with their log leaf and, once final, their anchor."""
+    out = []
+    for inventory_id in ids:
+        stored = ledger.inventory(inventory_id)
+        try:
+            anchor = ledger.inventory_proof(inventory_id).anchor
+        except (LedgerError, ProtocolError):
+            anchor = None  # not anchored (final) yet: the report says so
+        out.append(LoggedInventory(id=inventory_id, leaf_index=stored.receipt.leaf_index,
+                                   anchor=anchor, inventory=stored.signed_inventory.inventory))
+    return out
+
+
+def quota_client(ledger: Ledger, registry: str) -> QuotaRegistryClient:
+    """A read-only client of the ``QuotaRegistry`` at ``registry`` on the ledger's chain."""
+    return QuotaRegistryClient(ledger.rules().w3, registry, None,
+                               endpoint=ledger.settings.chain)
+
+
+def offset_ledger(ledger: Ledger) -> OffsetLedger:
+    """The ledger's record of consumed offsets, ``<data_dir>/offsets.sqlite``."""
+    path = Path(ledger.settings.data_dir) / "offsets.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return OffsetLedger(path)
+
+
+def claim_offsets(ledger: Ledger, request: OffsetClaimRequest) -> NettingResult:
+    """Record the claims (all or nothing) and return the netting under their key."""
+    gross = gross_of(i.inventory for i in logged_inventories(ledger, request.inventory_ids))
+    book = offset_ledger(ledger)
+    try:
+        return book.claim(request.consumption_key, gross, request.claims,
+                          request.netting_rules)
+    except RulesError as exc:
+        raise _rules_errors(exc) from exc
+    finally:
+        book.close()
+
+
+def _reconciliation(ledger: Ledger, request: ReportRequest,
+                    inventories: list[LoggedInventory], offsets: NettingResult | None
+                    ) -> Reconciliation | None:
+    q = request.quota
+    if q is None:
+        return None
+    enterprise = request.enterprise.id
+    chain = None if q.registry is None else quota_client(ledger, q.registry)
+    internal = [] if q.internal is None else [
+        InternalQuota(enterprise=enterprise, year=q.year, allocation=q.internal)]
+    quota = QuotaBook(chain, internal).effective(enterprise, q.year)
+    monthly = monthly_totals((i.inventory for i in inventories), q.year)
+    return reconcile(quota, monthly, method=q.method,
+                     previous_year={m: parse(v) for m, v in q.previous_year.items()},
+                     offsets=0 if offsets is None else parse(offsets.allowed_offsets))
+
+
+def build(ledger: Ledger, request: ReportRequest) -> BuiltReport:
+    """Build the report, keep its JSON under ``<data_dir>/reports/`` and return it."""
+    inventories = logged_inventories(ledger, request.inventory_ids)
+    try:
+        offsets = None
+        if request.offsets_key is not None:
+            book = offset_ledger(ledger)
+            try:
+                offsets = book.result(request.offsets_key, gross_of(
+                    i.inventory for i in inventories), request.netting_rules)
+            finally:
+                book.close()
+        report = build_report(ReportInput(
+            enterprise=request.enterprise, boundary=request.boundary, period=request.period,
+            inventories=inventories, quota=_reconciliation(ledger, request, inventories, offsets),
+            offsets=offsets, prepared_by=request.prepared_by, proof_base=request.proof_base))
+    except RulesError as exc:
+        raise _rules_errors(exc) from exc
+    suite = ledger.settings.log_suite
+    rid = report_id(report, suite)
+    folder = Path(ledger.settings.data_dir) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / (rid.replace("/", "_") + ".json")).write_bytes(report_bytes(report))
+    return BuiltReport(report_id=rid, hash=report_hash(report, suite).hex(), suite=suite,
+                       report=report)
+
+
+def load_report(ledger: Ledger, rid: str) -> InventoryReport:
+    """A report built earlier, by its id."""
+    if not _REPORT_ID.fullmatch(rid):
+        raise NotFoundError(f"{rid!r} is not a report id", report_id=rid)
+    path = Path(ledger.settings.data_dir) / "reports" / (rid.replace("/", "_") + ".json")
+    try:
+        report = InventoryReport.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise NotFoundError(f"no report {rid}", report_id=rid) from None
+    if report_id(report, ledger.settings.log_suite) != rid:
+        raise ReportStoreError(f"the stored report {rid} no longer hashes to its id",
+                               report_id=rid)
+    return report
+
+
+class ReportStoreError(LedgerError):
+    """A stored report's bytes changed since it was built."""
+
+    code = "report_tampered"
+    http_status = 500

@@ -1,0 +1,135 @@
+"""Reports, quotas and offsets through the ledger's HTTP API, on real parts: SQLite, the
+in-process EVM with ``CarbonAnchor``, a ``RuleRegistry`` and a ``QuotaRegistry``
+deployed beside them, a gateway with real keys computing and signing an inventory."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from carbon_rules.fixed_point import parse
+from carbon_rules.inventory import period_from_label
+from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
+from carbon_rules.quotas_client import QuotaRegistryClient
+from ledger_service.api import create_app
+from ledger_service.ledger import Ledger
+from ledger_service.settings import Settings
+from node_gateway import inventory as gw_inventory
+from node_gateway.gateway import DeviceSpec, Gateway, Organisation
+from node_gateway.uploader import HttpTransport
+
+PREFIX = "86.1000.1"
+ENTERPRISE = f"{PREFIX}/ent.report-test"
+SITE = f"{PREFIX}/site.mill"
+DAY = period_from_label("2026-10-05")
+START = datetime(2026, 10, 5, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    ledger: Ledger
+    gateway: Gateway
+    inventory_id: str
+    total: str
+    registry: QuotaRegistryClient
+    app: Any
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("reports")
+    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
+                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    app = create_app(ledger)
+    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app), suite="intl")
+    gw.ensure_organisation(Organisation(ENTERPRISE, "Report Test Co.", SITE, "mill",
+                                        "Liaoning", f"{PREFIX}/gw.mill", "mill"))
+    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.mill.elec-01", "electricity", SITE))
+    gw.simulate(START, 1.25, seed=7)
+    gw.flush()
+    gw_inventory.ensure_gateway_key(gw)
+    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
+    receipt = gw_inventory.submit(gw, run.signed)
+    ledger.anchor_tick(force=True)
+    regulator = (Path(tmp / "ledger") / "embedded_association_key.hex").read_text().strip()
+    w3 = ledger.rules().w3
+    registry = QuotaRegistryClient(w3, QuotaRegistryClient.deploy(w3, regulator), regulator)
+    yield World(ledger, gw, receipt["inventory_id"], run.signed.inventory.totals.total,
+                registry, app)
+    gw.close()
+    ledger.engine.dispose()
+
+
+def call(world: World, method: str, path: str, body: Any = None) -> Any:
+    return world.gateway.client.call(method, path, body)
+
+
+def test_quota_on_chain_overrides_internal_through_the_api(world: World) -> None:
+    ent = ENTERPRISE + ".q"
+    world.registry.issue(ent, 2026, parse("10000"), "allocation notice 2026-001")
+    registry = world.registry.address.lower()
+    got = call(world, "GET", f"/v1/quotas?registry={registry}&enterprise={ent}&year=2026")
+    assert got.status == 200 and got.body["allocation"] == "10000"
+    assert got.body["revisions"][0]["document"] == "allocation notice 2026-001"
+    body = {"enterprise": ent, "year": 2026, "registry": world.registry.address.lower(),
+            "internal": "12000", "emissions": {str(m): "900" for m in range(1, 10)}}
+    rec = call(world, "POST", "/v1/quotas/reconcile", body)
+    assert rec.status == 200, rec.body
+    assert (rec.body["forecast"], rec.body["position"], rec.body["balance"]) == (
+        "10800", "deficit", "800")
+    assert rec.body["quota"]["origin"] == "chain"
+    assert rec.body["quota"]["overridden_internal"]["allocation"] == "12000"
+    missing = call(world, "GET",
+                   f"/v1/quotas?registry={registry}&enterprise={ent}.none&year=2026")
+    assert (missing.status, missing.body["code"]) == (404, "quota_not_issued")
+    hole = call(world, "POST", "/v1/quotas/reconcile", {**body, "emissions": {"2": "1"}})
+    assert (hole.status, hole.body["code"]) == (422, "invalid_quota_input")
+    bad = call(world, "POST", "/v1/quotas/reconcile", {**body, "emissions": {"1": "-5"}})
+    assert (bad.status, bad.body["code"]) == (422, "invalid_input")
+
+
+def test_offsets_report_json_and_pdf(world: World) -> None:
+    claim = {"consumption_key": f"{ENTERPRISE}/2026-10-05", "inventory_ids": [world.inventory_id],
+             "claims": [{"kind": "gec", "serials": ["GEC-A-1"]}]}
+    first = call(world, "POST", "/v1/offsets/claims", claim)
+    assert first.status == 200, first.body
+    assert first.body["green_mwh"] == "1" and first.body["gross"]["total"] == world.total
+    again = call(world, "POST", "/v1/offsets/claims",
+                 {**claim, "consumption_key": f"{ENTERPRISE}/2026-10-06"})
+    assert (again.status, again.body["code"]) == (409, "offset_double_claim")
+
+    request = {
+        "enterprise": {"id": ENTERPRISE, "name": "Report Test Co."},
+        "boundary": {"sites": [{"id": SITE, "name": "mill"}]},
+        "period": DAY.model_dump(), "inventory_ids": [world.inventory_id],
+        "offsets_key": f"{ENTERPRISE}/2026-10-05", "prepared_by": "energy office"}
+    built = call(world, "POST", "/v1/reports", request)
+    assert built.status == 201, built.body
+    rid, digest = built.body["report_id"], built.body["hash"]
+    assert rid == f"{PREFIX}/rpt.{digest[:32]}"
+    report = built.body["report"]
+    assert report["emissions"]["by_scope"]["total"] == world.total
+    assert report["anchors"][0]["anchor"]["tx_hash"].startswith("0x")
+    assert report["offsets"]["green_mwh"] == "1"
+    assert call(world, "GET", f"/v1/reports/{rid}").body["hash"] == digest
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2 (as in uploader)
+        from fastapi.testclient import TestClient
+    with TestClient(world.app) as http:
+        pdf = http.get(f"/v1/reports/{rid}/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert f"sm3:{digest}" in text.replace("\n", "")
+    unknown = call(world, "GET", f"/v1/reports/{PREFIX}/rpt.{'0' * 32}")
+    assert unknown.status == 404
+    outside = call(world, "POST", "/v1/reports", {
+        **request, "period": period_from_label("2026-10-06").model_dump()})
+    assert (outside.status, outside.body.get("code")) == (422, "report_error"), outside
