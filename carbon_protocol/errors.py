@@ -111,3 +111,19 @@ class BundleVerificationError(VerificationError):
         out.update(step=self.step, step_name=self.step_name, expected=self.expected,
                    found=self.found)
         return out
+
+
+class FinancingCodeError(VerificationError):
+    """A financing code is malformed, not canonical, or not from the key offered.
+
+    A bad signature raises :class:`SignatureError` instead, so a caller can tell a
+    forgery from a damaged scan; both are :class:`VerificationError`.
+    """
+
+    code = "invalid_financing_code"
+
+
+class ExpiredFinancingCodeError(FinancingCodeError):
+    """A financing code verified, but is used outside its validity window."""
+
+    code = "expired_financing_code"
