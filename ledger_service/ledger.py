@@ -142,6 +142,9 @@ class Ledger:
         self._append_lock = threading.Lock()
         self._rules: RuleRegistryClient | None = None
         self._methodologies: dict[str, Methodology] = {}
+        self.on_change: Callable[[Literal["registry", "anchors"]], None] | None = None
+        """The one listener of registry writes and anchor events (identifier
+        registration, :mod:`.identifiers_sync`); it must return at once and never raise."""
         self._group_commit: GroupCommitter[Verified, Outcome] = GroupCommitter(
             self._store_verified, max_items=settings.max_batch, lock=self._append_lock)
         migrations.upgrade(engine)
@@ -192,13 +195,20 @@ class Ledger:
             raise
         ledger.anchorer.send_pending()
         ledger.anchorer.verify_latest_final()
+        if settings.resolver != "none":
+            from .identifiers_sync import IdentifierSync
+
+            ledger.on_change = IdentifierSync.from_settings(ledger).notify
         return ledger
 
     # -- registry -------------------------------------------------------------------
     def call(self, fn: object, *args: object, **kwargs: object) -> object:
         """Run a :mod:`registry` function in its own transaction."""
         with self.engine.begin() as conn:
-            return fn(conn, *args, **kwargs)  # type: ignore[operator]
+            result = fn(conn, *args, **kwargs)  # type: ignore[operator]
+        if self.on_change is not None:
+            self.on_change("registry")
+        return result
 
     # -- ingest ---------------------------------------------------------------------
     def _outcomes(self, batch: Sequence[SignedReading], now: datetime | None) -> list[Outcome]:
@@ -338,7 +348,10 @@ class Ledger:
                 if self._anchor_due(conn, size, force, now):
                     self.anchorer.record(conn, size, bytes.fromhex(sth.tree_head.root_hash))
         self.anchorer.send_pending()
-        return self.anchorer.track()
+        events = self.anchorer.track()
+        if events and self.on_change is not None:
+            self.on_change("anchors")
+        return events
 
     def anchors(self) -> list[AnchorPublic]:
         head = int(self.chain.block_number())

@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_batch: int = Field(default=2_000, ge=1)
 
+    resolver: Literal["none", "embedded", "remote"] = "none"
+    """Register identifiers automatically (:mod:`ledger_service.identifiers_sync`): in a
+    resolver node inside this process (``embedded``, under ``<data_dir>/resolver``) or
+    at the node ``resolver_url`` is authoritative for ``prefix`` (``remote``)."""
+    resolver_url: str | None = None
+    """``remote``: the URL of the node authoritative for ``prefix``."""
+    resolver_trust_file: Path | None = None
+    """``remote``: the pinned trust root (JSON from ``python -m identifier_resolver trust``)."""
+    resolver_owner_key_file: Path | None = None
+    """PEM of the owner key of ``prefix``, which signs the records; default (embedded
+    only) ``<data_dir>/resolver/owner_key.pem``, created 0600."""
+    resolver_public_url: str = "http://127.0.0.1:8100"
+    """``embedded``: the URL the embedded node's delegation record publishes."""
+    resolver_sync_seconds: float = Field(default=5.0, gt=0)
+    """Longest wait between two checks for registry changes (anchors wake it at once)."""
+
     @model_validator(mode="before")
     @classmethod
     def _from_deployment_file(cls, data: Any) -> Any:
@@ -119,6 +135,14 @@ class Settings(BaseSettings):
             ):
                 if not value:
                     raise ValueError(f"LEDGER_CHAIN=rpc needs {name}")
+        if self.resolver == "remote":
+            needed: tuple[tuple[str, object], ...] = (
+                ("LEDGER_RESOLVER_URL", self.resolver_url),
+                ("LEDGER_RESOLVER_TRUST_FILE", self.resolver_trust_file),
+                ("LEDGER_RESOLVER_OWNER_KEY_FILE", self.resolver_owner_key_file))
+            for var, given in needed:
+                if not given:
+                    raise ValueError(f"LEDGER_RESOLVER=remote needs {var}")
         if not self.log_id.startswith(self.prefix + "/"):
             raise ValueError(f"log id {self.log_id!r} is not under prefix {self.prefix!r}")
         return self
