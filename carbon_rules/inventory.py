@@ -222,8 +222,9 @@ def leaf_ranges(indices: Iterable[int]) -> list[LeafRange]:
     return ranges
 
 
-def _in_period(reading: Reading, start: int, end: int) -> bool:
-    return start < _seconds(reading.measured_at) <= end
+def _in_period(reading: Reading, period: Period) -> bool:
+    # Protocol times are all ``YYYY-MM-DDTHH:MM:SSZ``: as text they sort as time does.
+    return period.start < reading.measured_at <= period.end
 
 
 def _metered(device: str, readings: Sequence[LoggedReading], unit: str
@@ -270,8 +271,8 @@ def _param(factor: str, measured: Mapping[str, int]) -> Param:
 def _line(number: int, device: str, readings: Sequence[LoggedReading], period: Period,
           methodology: Methodology, version: MethodologyVersion,
           measured: Mapping[str, int], site: str | None) -> InventoryLine:
-    start, end = _seconds(period.start), _seconds(period.end)
-    chosen = sorted((r for r in readings if _in_period(r.reading, start, end)),
+    start = _seconds(period.start)
+    chosen = sorted((r for r in readings if _in_period(r.reading, period)),
                     key=lambda r: r.reading.seq)
     if not chosen:
         raise InventoryError(f"device {device} has no readings in {period.label} "

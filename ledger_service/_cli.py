@@ -43,7 +43,7 @@ def serve(
 
     configure_logging()  # LEDGER_LOG_FORMAT=json|text
     try:
-        ledger = Ledger.open()
+        ledger = Ledger.open(rules=True)  # an embedded chain gets a RuleRegistry
     except (LedgerError, ProtocolError) as exc:
         _fail(exc.diagnostics())
     loop = AnchorLoop(ledger, interval=anchor_interval)
@@ -113,11 +113,91 @@ def verify(
                   f"of chain {parsed.anchor.chain_id}")
 
 
+inventory_app = typer.Typer(no_args_is_help=True, help="inventories the ledger holds: "
+                            "show one, export its proof, verify a proof")
+app.add_typer(inventory_app, name="inventory")
+
+@inventory_app.command("show")
+def inventory_show(inventory_id: str) -> None:
+    """Print a stored inventory (JSON) with its receipt."""
+    from .ledger import Ledger
+
+    try:
+        stored = Ledger.open().inventory(inventory_id)
+    except (LedgerError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    sys.stdout.write(stored.model_dump_json(indent=2) + "\n")
+
+
+@inventory_app.command("proof")
+def inventory_proof(
+    inventory_id: str,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write")] = None,
+    readings: Annotated[bool, typer.Option(
+        help="include every reading used and their leaf-set proof")] = True,
+) -> None:
+    """Write the proof of INVENTORY_ID (JSON): leaf, inclusion, tree head, anchor and,
+    by default, the readings it used."""
+    from .ledger import Ledger
+
+    try:
+        proof = Ledger.open().inventory_proof(inventory_id, with_readings=readings)
+    except (LedgerError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    text = proof.model_dump_json(indent=2, exclude_none=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+
+
+@inventory_app.command("verify")
+def inventory_verify(
+    proof_file: Path,
+    rpc: Annotated[str, typer.Option(help="JSON-RPC URL of the chain holding the anchor "
+                                          "contract and the RuleRegistry")],
+) -> None:
+    """Verify an inventory proof as a stranger: signature, log, anchor and readings, then
+    recompute every line from the proven readings, offline and by the RuleRegistry
+    contract itself. Non-zero exit names what failed."""
+    from carbon_protocol.chain_view import JsonRpcChainView
+    from carbon_protocol.inventory import InventoryProof
+    from carbon_rules.errors import RulesError
+    from carbon_rules.inventory_verify import verify_inventory
+    from carbon_rules.registry_client import RuleRegistryClient
+
+    try:
+        proof = InventoryProof.model_validate_json(proof_file.read_bytes())
+    except OSError as exc:
+        _fail({"code": "unreadable", "message": f"cannot read {proof_file}: {exc}"}, 2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail({"code": "malformed_proof", "message":
+               f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"})
+    rule = proof.signed_inventory.inventory.rule
+    try:
+        registry = RuleRegistryClient.connect(rpc, rule.registry,
+                                              expected_chain_id=rule.chain_id)
+        report = verify_inventory(proof, registry, chain=JsonRpcChainView(rpc))
+    except (RulesError, ProtocolError) as exc:
+        _fail(exc.diagnostics())
+    inv = proof.signed_inventory.inventory
+    for line in inv.lines:
+        console.print(f"  [green]✓[/] line {line.line} {line.readings.device}: "
+                      f"{line.readings.count} proven readings, {line.emissions} tCO2e "
+                      f"(contract: {report.on_chain[line.line]})")
+    console.print(f"[bold green]OK[/] {proof.inventory_id}: {inv.totals.total} tCO2e for "
+                  f"{inv.period.label} under {rule.methodology_id} v{rule.version}, "
+                  f"{report.readings} readings proven against the tree head anchored in "
+                  f"block {proof.anchor.block_number} of chain {proof.anchor.chain_id}")
+
+
 @app.command()
 def demo(
     data_dir: Annotated[Path, typer.Option(help="where the demo keeps its files (wiped)")] = Path(
         "var/demo"),
-    days: Annotated[int, typer.Option(min=1, max=366, help="days of readings")] = 30,
+    days: Annotated[int, typer.Option(min=1, max=366, help="days of readings")] = 31,
 ) -> None:
     """Run the whole trust chain on the embedded default (SQLite + in-process EVM)."""
     from .demo import run_demo

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, select
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.identifiers import IdentifierStr
@@ -312,49 +312,56 @@ def _check_devices(conn: Connection, signed: SignedInventory) -> None:
                 device=device, gateway=inv.gateway)
 
 
+def _held(conn: Connection, device: str, start: str, end: str) -> dict[int, Any]:
+    """The readings of ``device`` the ledger holds for ``(start, end]``, by leaf index:
+    one indexed query, however the device's leaves interleave with others' in the log."""
+    return {int(row.leaf_index): row for row in conn.execute(
+        select(readings.c.leaf_index, readings.c.seq, readings.c.leaf_data).where(and_(
+            readings.c.device_id == device, readings.c.measured_at > start,
+            readings.c.measured_at <= end)))}
+
+
+def _why_not(conn: Connection, index: int, device: str, start: str, end: str) -> str:
+    row = conn.execute(select(readings.c.device_id, readings.c.measured_at).where(
+        readings.c.leaf_index == index)).first()
+    if row is None:
+        return "holds no reading"
+    if row.device_id != device:
+        return f"is a reading of {row.device_id}"
+    return f"was measured at {row.measured_at}, outside {start}..{end}"
+
+
 def _load_readings(conn: Connection, signed: SignedInventory) -> dict[str, list[LoggedReading]]:
     inv = signed.inventory
     start, end = inv.period.start, inv.period.end
     out: dict[str, list[LoggedReading]] = {}
     for line in inv.lines:
         rs = line.readings
-        found: list[LoggedReading] = []
-        for r in rs.leaves:
-            rows = conn.execute(
-                select(readings.c.leaf_index, readings.c.device_id, readings.c.seq,
-                       readings.c.measured_at, readings.c.leaf_data)
-                .where(readings.c.leaf_index >= r.first, readings.c.leaf_index <= r.last)
-                .order_by(readings.c.leaf_index)).all()
-            held = {int(row.leaf_index) for row in rows}
-            missing = [i for i in range(r.first, r.last + 1) if i not in held]
-            if missing:
-                raise MissingReadingsError(
-                    f"line {line.line} ({rs.device}) claims leaves {r.first}..{r.last}, but "
-                    f"{len(missing)} of them hold no reading (first: {missing[0]})",
-                    line=line.line, device=rs.device, missing=missing[:20])
-            for row in rows:
-                why = None
-                if row.device_id != rs.device:
-                    why = f"is a reading of {row.device_id}"
-                elif not start < row.measured_at <= end:
-                    why = f"was measured at {row.measured_at}, outside {start}..{end}"
-                elif not rs.first_seq <= row.seq <= rs.last_seq:
-                    why = f"has sequence {row.seq}, outside {rs.first_seq}..{rs.last_seq}"
-                if why:
-                    raise MissingReadingsError(
-                        f"line {line.line} ({rs.device}) claims leaf {row.leaf_index}, which "
-                        f"{why}", line=line.line, device=rs.device,
-                        leaf_index=int(row.leaf_index))
-                signed_reading = SignedReading.model_validate_json(bytes(row.leaf_data))
-                found.append(LoggedReading(int(row.leaf_index), signed_reading.reading))
-        held_in_period = int(conn.execute(select(func.count()).select_from(readings).where(
-            and_(readings.c.device_id == rs.device, readings.c.measured_at > start,
-                 readings.c.measured_at <= end))).scalar_one())
-        if held_in_period != len(found):
+        held = _held(conn, rs.device, start, end)
+        claimed = rs.leaf_indices()
+        absent = [i for i in claimed if i not in held]
+        if absent:
+            raise MissingReadingsError(
+                f"line {line.line} ({rs.device}) claims leaf {absent[0]}, which "
+                f"{_why_not(conn, absent[0], rs.device, start, end)}"
+                + (f" ({len(absent)} claimed leaves are not its readings in "
+                   f"{inv.period.label})" if len(absent) > 1 else ""),
+                line=line.line, device=rs.device, missing=absent[:20])
+        if len(held) != len(claimed):
             raise ReadingsOmittedError(
-                f"line {line.line} ({rs.device}) uses {len(found)} readings, but the ledger "
-                f"holds {held_in_period} of that device in {inv.period.label}",
-                line=line.line, device=rs.device, claimed=len(found), held=held_in_period)
+                f"line {line.line} ({rs.device}) uses {len(claimed)} readings, but the "
+                f"ledger holds {len(held)} of that device in {inv.period.label}",
+                line=line.line, device=rs.device, claimed=len(claimed), held=len(held))
+        found: list[LoggedReading] = []
+        for index in claimed:
+            row = held[index]
+            if not rs.first_seq <= row.seq <= rs.last_seq:
+                raise MissingReadingsError(
+                    f"line {line.line} ({rs.device}) claims leaf {index}, whose sequence "
+                    f"{row.seq} is outside {rs.first_seq}..{rs.last_seq}", line=line.line,
+                    device=rs.device, missing=[index])
+            reading = SignedReading.model_validate_json(bytes(row.leaf_data)).reading
+            found.append(LoggedReading(index, reading))
         out[rs.device] = found
     return out
 
@@ -434,14 +441,13 @@ def get(ledger: Ledger, ident: str) -> StoredInventory:
 
 
 def _proven_readings(ledger: Ledger, signed: SignedInventory, size: int) -> ProvenReadings:
-    indices = sorted(i for line in signed.inventory.lines for i in line.readings.leaf_indices())
+    inv = signed.inventory
+    data: dict[int, bytes] = {}
     with ledger.reader.connect() as conn:
-        data: dict[int, bytes] = {}
-        for line in signed.inventory.lines:
-            for r in line.readings.leaves:
-                data.update((int(row.leaf_index), bytes(row.leaf_data)) for row in conn.execute(
-                    select(readings.c.leaf_index, readings.c.leaf_data).where(
-                        readings.c.leaf_index >= r.first, readings.c.leaf_index <= r.last)))
+        for line in inv.lines:
+            held = _held(conn, line.readings.device, inv.period.start, inv.period.end)
+            data.update((i, bytes(held[i].leaf_data)) for i in line.readings.leaf_indices())
+        indices = sorted(data)
         nodes = leaf_set_proof_nodes(size, indices)
         # Each node is a subtree of the RFC 9162 tree: its hash is the log's range hash.
         hashes = ledger.log._ranges(conn, nodes)  # the hashes proofs are made of

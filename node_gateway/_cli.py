@@ -233,6 +233,72 @@ def requeue(
     console.print(f"re-queued {n} reading(s)", highlight=False)
 
 
+@app.command()
+def inventory(
+    period: Annotated[str, typer.Argument(
+        help="period label: 2026 (year), 2026-Q4, 2026-10 (month) or 2026-10-05 (day), UTC")],
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", help="only these devices (repeatable; default: every device with an "
+                         "emission source and readings in the period)")] = None,
+    methodology: Annotated[str, typer.Option(help="methodology id on the RuleRegistry")] = (
+        "cn.enterprise-ghg"),
+    rpc_url: Annotated[str | None, typer.Option(
+        help="read the rules from the RuleRegistry on this chain (with --registry); "
+             "default: relayed by the ledger, hashes checked")] = None,
+    registry: Annotated[str | None, typer.Option(help="the RuleRegistry's address")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out",
+                                             help="also write the signed inventory here")] = None,
+    submit: Annotated[bool, typer.Option(help="submit it to the ledger")] = True,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Compute the inventory of this gateway's meters for a period with the rule version
+    in force on it, sign it with the gateway's key, and submit it to the ledger."""
+    from carbon_rules.errors import RulesError
+    from carbon_rules.inventory import period_from_label
+    from carbon_rules.registry_client import RuleRegistryClient
+
+    from . import inventory as inv
+
+    s = _settings(ledger)
+    try:
+        span = period_from_label(period)
+        client = None
+        if rpc_url is not None or registry is not None:
+            if rpc_url is None or registry is None:
+                _fail({"code": "invalid_argument",
+                       "message": "--rpc-url and --registry go together"}, 2)
+            client = RuleRegistryClient.connect(rpc_url, registry)
+    except RulesError as exc:
+        _fail(exc.diagnostics(), 2)
+    with _open(s) as gw:
+        gw.gateway_id = gw.gateway_id or s.resolved_gateway_id
+        pub = _run(inv.ensure_gateway_key, gw)
+        rules = _run(inv.fetch_rules, gw, methodology, client)
+        run = _run(inv.compute, gw, span, rules, devices=device)
+        signed = run.signed
+        for skipped, why in sorted(run.skipped.items()):
+            console.print(f"  skipped {skipped}: {escape(why)}", highlight=False)
+        table = Table(title=f"inventory {span.label} of {gw.gateway_id}")
+        for column in ("line", "device", "source", "scope", "activity", "emissions tCO2e"):
+            table.add_column(column)
+        for line in signed.inventory.lines:
+            table.add_row(str(line.line), line.readings.device, line.source, str(line.scope),
+                          f"{line.activity.value} {line.activity.unit}", line.emissions)
+        console.print(table)
+        rule = signed.inventory.rule
+        console.print(f"total {signed.inventory.totals.total} tCO2e (scope 1 "
+                      f"{signed.inventory.totals.scope1}, scope 2 "
+                      f"{signed.inventory.totals.scope2}); rule {rule.methodology_id} "
+                      f"v{rule.version}; signed by {pub.suite}:{pub.key_id}", highlight=False)
+        if out is not None:
+            out.write_text(signed.model_dump_json(indent=2) + "\n")
+        if submit:
+            receipt = _run(inv.submit, gw, signed)
+            console.print(f"accepted as {receipt['inventory_id']} at leaf "
+                          f"{receipt['leaf_index']}", highlight=False)
+            sys.stdout.write(json.dumps(receipt) + "\n")
+
+
 @app.command("rotate-key")
 def rotate_key(device: str, ledger: LedgerOpt = None) -> None:
     """Replace a device's key (the old one is archived) and register the new one."""

@@ -22,7 +22,6 @@ from typing import Any
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.inventory import Period, SignedInventory, sign_inventory
-from carbon_protocol.models import parse_utc
 from carbon_protocol.suites import PublicKey
 from carbon_rules.errors import RulesError
 from carbon_rules.inventory import (
@@ -127,13 +126,13 @@ def logged_readings(gateway: Gateway, devices: Sequence[str], period: Period
                     ) -> dict[str, list[LoggedReading]]:
     """Each device's readings in ``period`` (interval ending in ``(start, end]``) with
     the leaf index the ledger's receipt gave them."""
-    start, end = parse_utc(period.start), parse_utc(period.end)
     out: dict[str, list[LoggedReading]] = {}
     for device in devices:
         chosen = []
         waiting = 0
         for entry in gateway.outbox.entries(device):
-            if not start < parse_utc(entry.measured_at) <= end:
+            # RFC 3339 UTC text with whole seconds sorts as time does.
+            if not period.start < entry.measured_at <= period.end:
                 continue
             if entry.state != "acked" or entry.receipt is None:
                 waiting += 1
