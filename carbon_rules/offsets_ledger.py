@@ -32,9 +32,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from carbon_protocol.inventory import FixedStr, Inventory
 
@@ -45,10 +45,11 @@ from .errors import (
     OverclaimedConsumptionError,
 )
 from .fixed_point import Fixed, add, checked, mul, mul_ratio, parse, to_decimal
-from .offsets import CertificateClaim, Claim, GreenPowerClaim, NettingRules
+from .offsets import CN_ETS_RULES, CertificateClaim, Claim, GreenPowerClaim, NettingRules
 
 __all__ = [
     "AppliedOffset",
+    "ClaimInput",
     "GrossEmissions",
     "NettingResult",
     "OffsetLedger",
@@ -131,6 +132,15 @@ class NettingResult(_Model):
     net_scope1: FixedStr
     net_scope2: FixedStr
     net_total: FixedStr
+
+
+class ClaimInput(_Model):
+    """Claims asked for from outside (CLI file): what against, the gross, the claims."""
+
+    consumption_key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    gross: GrossEmissions
+    claims: list[Claim] = Field(min_length=1, max_length=10_000)
+    netting_rules: NettingRules = CN_ETS_RULES
 
 
 class OffsetLedger:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import EthereumTesterProvider, Web3
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.types import Wei
 
 from ._internal.evm import Contract, Receipt, account_from_key, load_artifact
-from .errors import ContractRuleError, QuotaUnauthorizedError, RegistryError
+from .errors import ContractRuleError, QuotaRefusedError, QuotaUnauthorizedError, RegistryError
 from .fixed_point import Fixed, checked
 
 __all__ = [
@@ -106,6 +106,22 @@ class QuotaRegistryClient:
                 {"from": funder, "to": account.address, "value": Wei(_EMBEDDED_FUNDING_WEI)})
             w3.eth.wait_for_transaction_receipt(tx)
         return cls(w3, cls.deploy(w3, key), key)
+
+    @classmethod
+    def connect(cls, rpc_url: str, address: str,
+                private_key: str | bytes | None = None) -> QuotaRegistryClient:
+        """A client of the registry at ``address`` on a JSON-RPC node; the code there must
+        be this build's ``QuotaRegistry`` (so no other contract answers for it)."""
+        if not is_address(address):
+            raise QuotaRefusedError(f"{address!r} is not an address", error=None, args={})
+        client = cls(Web3(HTTPProvider(rpc_url)), address, private_key, endpoint="rpc")
+        contract = client._contract
+        with contract.boundary("connect"):
+            code = bytes(contract.w3.eth.get_code(contract.address))
+        if code != contract.artifact.deployed_bytecode:
+            raise RegistryError(f"code at {contract.address} is not {CONTRACT_NAME}",
+                                error=None, args={})
+        return client
 
     @staticmethod
     def deploy(w3: Web3, private_key: str | bytes, *, admin: str | None = None) -> str:

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from carbon_protocol.inventory import FixedStr, Inventory
 
 from .errors import QuotaInputError
 from .fixed_point import Fixed, add, checked, mul_ratio, parse, to_decimal
-from .quotas import EffectiveQuota
+from .quotas import ChainQuotaSource, EffectiveQuota, InternalQuota, QuotaBook, Year
 
-__all__ = ["ForecastMethod", "MonthRow", "Reconciliation", "monthly_totals", "reconcile"]
+__all__ = ["ForecastMethod", "MonthRow", "ReconcileInput", "Reconciliation", "monthly_totals",
+           "reconcile"]
 
 ForecastMethod = Literal["auto", "run_rate", "last_year"]
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -149,3 +150,27 @@ def monthly_totals(inventories: Iterable[Inventory], year: int) -> dict[int, Fix
         month = int(match.group(2))
         out[month] = add(out.get(month, Fixed(0)), parse(inv.totals.total))
     return out
+
+
+class ReconcileInput(_Model):
+    """A reconciliation asked for from outside (API body, CLI file): monthly emissions
+    and an optional internal quota; the on-chain quota, if any, comes from the caller's
+    chain and overrides it."""
+
+    enterprise: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    year: Year
+    emissions: dict[int, FixedStr] = Field(min_length=1, max_length=12)
+    """Month (1..12) -> tCO2e, from January without a hole."""
+    internal: FixedStr | None = None
+    previous_year: dict[int, FixedStr] = Field(default_factory=dict, max_length=12)
+    method: ForecastMethod = "auto"
+    offsets: FixedStr = "0"
+
+    def run(self, chain: ChainQuotaSource | None) -> Reconciliation:
+        """Reconcile against the quota in force (on ``chain`` if issued there)."""
+        internal = [] if self.internal is None else [
+            InternalQuota(enterprise=self.enterprise, year=self.year, allocation=self.internal)]
+        quota = QuotaBook(chain, internal).effective(self.enterprise, self.year)
+        return reconcile(quota, {m: parse(v) for m, v in self.emissions.items()},
+                         previous_year={m: parse(v) for m, v in self.previous_year.items()},
+                         method=self.method, offsets=parse(self.offsets))

@@ -117,6 +117,13 @@ inventory_app = typer.Typer(no_args_is_help=True, help="inventories the ledger h
                             "show one, export its proof, verify a proof")
 app.add_typer(inventory_app, name="inventory")
 
+from ._cli_reports import offsets_app, quota_app, report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+app.add_typer(quota_app, name="quota")
+app.add_typer(offsets_app, name="offsets")
+
+
 @inventory_app.command("show")
 def inventory_show(inventory_id: str) -> None:
     """Print a stored inventory (JSON) with its receipt."""

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from carbon_protocol.inventory import FixedStr
 from carbon_protocol.models import Address
 from carbon_rules.errors import RulesError
-from carbon_rules.fixed_point import parse, to_decimal
-from carbon_rules.quotas import InternalQuota, QuotaBook, Year
-from carbon_rules.quotas_reconcile import ForecastMethod, Reconciliation, reconcile
+from carbon_rules.fixed_point import to_decimal
+from carbon_rules.quotas_reconcile import ReconcileInput, Reconciliation
 
 from ..reports import ReportServiceError, quota_client
 from .deps import LedgerDep
@@ -41,20 +39,11 @@ class QuotaHistory(BaseModel):
     revisions: list[QuotaRevision]
 
 
-class ReconcileRequest(BaseModel):
-    """Monthly emissions to reconcile, and where the quota comes from."""
+class ReconcileRequest(ReconcileInput):
+    """A reconciliation; ``registry`` names a ``QuotaRegistry`` on the ledger's chain
+    whose quota, if issued, overrides ``internal``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enterprise: Annotated[str, Field(min_length=1, max_length=256)]
-    year: Year
-    emissions: dict[int, FixedStr] = Field(min_length=1, max_length=12)
-    """Month (1..12) -> tCO2e, from January without a hole."""
     registry: Address | None = None
-    internal: FixedStr | None = None
-    previous_year: dict[int, FixedStr] = Field(default_factory=dict, max_length=12)
-    method: ForecastMethod = "auto"
-    offsets: FixedStr = "0"
 
 
 @router.get("", response_model=QuotaHistory)
@@ -83,11 +72,6 @@ def reconcile_quota(body: ReconcileRequest, ledger: LedgerDep) -> Any:
     force: the regulator's on chain (``registry``) overrides the ``internal`` one."""
     try:
         chain = None if body.registry is None else quota_client(ledger, body.registry)
-        internal = [] if body.internal is None else [
-            InternalQuota(enterprise=body.enterprise, year=body.year, allocation=body.internal)]
-        effective = QuotaBook(chain, internal).effective(body.enterprise, body.year)
-        return reconcile(effective, {m: parse(v) for m, v in body.emissions.items()},
-                         previous_year={m: parse(v) for m, v in body.previous_year.items()},
-                         method=body.method, offsets=parse(body.offsets))
+        return body.run(chain)
     except RulesError as exc:
         raise ReportServiceError(exc) from exc
