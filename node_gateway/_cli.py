@@ -435,6 +435,94 @@ def mqtt_dead_letters(
         console.print(table)
 
 
+# -- identifiers of maintenance operations and calibrations (identifier_resolver) ----------
+_AtOpt = Annotated[str | None, typer.Option(
+    "--at", help="when it happened, ISO 8601 with a zone (default: now, UTC)")]
+_DocOpt = Annotated[Path | None, typer.Option(
+    help="a document to hash into the record (work order, certificate PDF)")]
+
+
+def _device_event(kind: str, device: str, at: str | None, document: Path | None,
+                  **fields: Any) -> None:
+    """Sign the event, spool it, then send everything spooled to the resolver."""
+    from carbon_protocol.suites import PrivateKey
+    from identifier_resolver.device_events import EventSpool, new_event
+    from identifier_resolver.errors import ResolverError
+
+    s = _settings()
+    if s.resolver_url is None or s.resolver_owner_key_file is None:
+        _fail({"code": "invalid_settings", "message": "set GATEWAY_RESOLVER_URL and "
+               "GATEWAY_RESOLVER_OWNER_KEY_FILE (the prefix owner's PEM key)"}, 2)
+    try:
+        key = PrivateKey.from_pem(s.resolver_owner_key_file.read_bytes())
+        signed = new_event(kind, device, s.resolved_enterprise_id, key,  # type: ignore[arg-type]
+                           at=at or datetime.now(UTC).isoformat(),
+                           document=None if document is None else document.read_bytes(),
+                           **fields)
+    except OSError as exc:
+        _fail({"code": "unreadable", "message": str(exc)}, 2)
+    except (ResolverError, ProtocolError) as exc:
+        _fail(exc.diagnostics(), 2)
+    EventSpool(s.data_dir / "identifier-events").put(signed)
+    console.print(f"{kind} {escape(signed.record.id)} signed and spooled", highlight=False)
+    identifiers_flush()
+
+
+@app.command("maintenance")
+def maintenance_record(
+    device: Annotated[str, typer.Argument(help="the device's identifier")],
+    kind: Annotated[str, typer.Option(help="what was done, e.g. 'seal replaced'")],
+    description: Annotated[str, typer.Option(help="details")],
+    at: _AtOpt = None,
+    performed_by: Annotated[str | None, typer.Option(help="who did it")] = None,
+    document: _DocOpt = None,
+) -> None:
+    """Register a maintenance operation of DEVICE as an identifier with the resolver."""
+    _device_event("maintenance", device, at, document, maintenance_kind=kind,
+                  description=description, performed_by=performed_by)
+
+
+@app.command("calibration")
+def calibration_record(
+    device: Annotated[str, typer.Argument(help="the device's identifier")],
+    laboratory: Annotated[str, typer.Option(help="the calibration laboratory")],
+    certificate: Annotated[str, typer.Option(help="the certificate number")],
+    at: _AtOpt = None,
+    next_due: Annotated[str | None, typer.Option(help="when the next one is due")] = None,
+    document: _DocOpt = None,
+) -> None:
+    """Register a calibration of DEVICE as an identifier with the resolver."""
+    _device_event("calibration", device, at, document, laboratory=laboratory,
+                  certificate=certificate, next_due=next_due)
+
+
+@app.command("identifiers-flush")
+def identifiers_flush() -> None:
+    """Send spooled maintenance and calibration records to the resolver (exit 3 if it
+    cannot be reached: they stay spooled)."""
+    from identifier_resolver.device_events import EventSpool, send_spooled
+    from identifier_resolver.errors import NodeUnavailableError
+
+    s = _settings()
+    if s.resolver_url is None:
+        _fail({"code": "invalid_settings", "message": "set GATEWAY_RESOLVER_URL"}, 2)
+    try:
+        report = send_spooled(EventSpool(s.data_dir / "identifier-events"), s.resolver_url,
+                              timeout=s.timeout)
+    except NodeUnavailableError as exc:
+        _fail(exc.diagnostics(), 3)
+    for ident in report.sent:
+        console.print(f"registered {escape(ident)}", highlight=False)
+    for ident, problem in report.refused.items():
+        console.print(f"[bold red]refused[/] {escape(ident)}: "
+                      f"{escape(str(problem.get('message')))} (moved to refused/)",
+                      highlight=False)
+    if report.pending:
+        console.print(f"{report.pending} record(s) stay spooled", highlight=False)
+    if report.refused:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``carbon-gateway`` script."""
     app()

@@ -95,12 +95,27 @@ class GatewaySettings(BaseSettings):
     mqtt_flush_interval: float = Field(default=0.0, ge=0)
     """``mqtt-run`` delivers the outbox to the ledger every so many seconds; 0: never."""
 
+    # -- identifiers (identifier_resolver.device_events) ----------------------------------
+    resolver_url: str | None = None
+    """The resolver node authoritative for ``prefix``; maintenance and calibration
+    records go there (``carbon-gateway maintenance|calibration``)."""
+    resolver_owner_key_file: Path | None = None
+    """PEM of the owner key of ``prefix``, which signs those records."""
+
     @field_validator("ledger_url")
     @classmethod
     def _http(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"GATEWAY_LEDGER_URL must start with http:// or https://, got {v!r}")
         return v.rstrip("/")
+
+    @field_validator("resolver_url")
+    @classmethod
+    def _resolver_http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"GATEWAY_RESOLVER_URL must start with http:// or https://, "
+                             f"got {v!r}")
+        return None if v is None else v.rstrip("/")
 
     @field_validator("sim_origin")
     @classmethod
