@@ -40,7 +40,7 @@ from typing import Annotated, Final, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from carbon_protocol.identifiers import IdentifierStr
-from carbon_protocol.inventory import LeafRange
+from carbon_protocol.inventory import Inventory, LeafRange
 from carbon_protocol.suites import SuiteName, hash_fn
 
 from ..errors import InvalidInputError, NotFoundError, SampleMismatchError
@@ -52,6 +52,7 @@ __all__ = [
     "draw_sample",
     "check_sample",
     "leaf_ranges",
+    "inventory_population",
     "seed_block",
     "BlockSource",
 ]
@@ -120,6 +121,23 @@ def leaf_ranges(indices: Sequence[int]) -> list[LeafRange]:
     if last >= 0:
         out.append(LeafRange(first=first, last=last))
     return out
+
+
+def inventory_population(inventory: Inventory) -> list[LeafRange]:
+    """The population of an inventory: every line's leaf ranges, merged (none expanded).
+
+    Lines hold different devices, so their ranges never share a leaf; ranges of two
+    lines that touch are joined, which gives the one canonical form the spec requires.
+    """
+    ranges = sorted((r.first, r.last) for line in inventory.lines
+                     for r in line.readings.leaves)
+    merged: list[list[int]] = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [LeafRange(first=f, last=la) for f, la in merged]
 
 
 def _words(suite: SuiteName, seed: bytes, verification_id: str) -> Iterator[int]:

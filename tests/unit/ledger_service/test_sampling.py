@@ -13,13 +13,14 @@ import hashlib
 import pytest
 from gmssl import sm3  # type: ignore[import-untyped]
 
-from carbon_protocol.inventory import LeafRange
+from carbon_protocol.inventory import LeafRange, Period
 from ledger_service.errors import InvalidInputError, NotFoundError, SampleMismatchError
 from ledger_service.verification.sampling import (
     SampleSpec,
     _below,
     check_sample,
     draw_sample,
+    inventory_population,
     leaf_ranges,
     seed_block,
 )
@@ -179,3 +180,38 @@ def test_seed_block_is_the_next_block_and_waits_for_it() -> None:
     spec = SampleSpec(suite="sm", verification_id=VID, seed_block_number=number,
                       seed_block_hash=block_hash, population=leaf_ranges(LEAVES), size=3)
     assert draw_sample(spec).leaves == _reference_sample("sm", block_hash, VID, LEAVES, 3)
+
+
+def test_inventory_population_merges_every_lines_ranges() -> None:
+    from carbon_protocol.models import Domain, Reading
+    from carbon_protocol.suites import PrivateKey
+    from carbon_rules.factors import default_factors
+    from carbon_rules.inventory import LoggedReading, compute_inventory
+    from carbon_rules.models import Methodology, MethodologyVersion, VersionDraft
+
+    draft = VersionDraft("IPCC-AR5-GWP100", "doc v1", tuple(default_factors()))
+    rules = Methodology("cn.enterprise-ghg", (MethodologyVersion(
+        "cn.enterprise-ghg", 1, 1_672_531_200, 1_672_531_200, "0x" + "11" * 20,
+        draft.parameters_hash, draft.gwp_set, draft.document, draft.factors),))
+    domain = Domain(chain_id=1337, contract="0x" + "ab" * 20, log_id="86.1000.1/log.main")
+    # Device a at leaves 10, 11, 14; device b at 12, 13, 20: merged 10..14 and 20.
+    layout = {"86.1000.1/dev.a": [10, 11, 14], "86.1000.1/dev.b": [12, 13, 20]}
+    logged = {
+        device: [LoggedReading(leaf, Reading(
+            suite="intl", key_id="00" * 16, device=device, seq=n + 1,
+            measured_at=f"2026-10-05T0{n + 1}:00:00Z", quantity="active_energy", unit="kWh",
+            value="5", quality="measured", salt="00" * 16, domain=domain))
+            for n, leaf in enumerate(leaves)]
+        for device, leaves in layout.items()
+    }
+    key = PrivateKey.generate("intl").public_key()
+    inventory = compute_inventory(
+        rules, Period(label="2026-10", start="2026-10-01T00:00:00Z", end="2026-11-01T00:00:00Z"),
+        logged, chain_id=1337, registry="0x" + "cd" * 20, gateway="86.1000.1/gw.a",
+        domain=domain, suite=key.suite, key_id=key.key_id)
+    population = inventory_population(inventory)
+    assert [(r.first, r.last) for r in population] == [(10, 14), (20, 20)]
+    spec = SampleSpec(suite="intl", verification_id=VID, seed_block_number=1,
+                      seed_block_hash=BLOCK, population=population, size=3)
+    assert draw_sample(spec).leaves == _reference_sample(
+        "intl", BLOCK, VID, [10, 11, 12, 13, 14, 20], 3)
