@@ -8,8 +8,9 @@ verifier scans it to fetch the JSON and its proof and checks the hash.
 
 Rendering is deterministic (ReportLab's ``invariant`` mode: no creation date, fixed
 document id), so one report gives one PDF on one library build. Chinese text uses the
-Adobe CID font ``STSong-Light`` (PDF viewers supply it; nothing is embedded); the hash,
-identifiers and numbers are in Helvetica so they can be copied and extracted as text.
+Adobe CID font ``STSong-Light`` (PDF viewers supply it; nothing is embedded) for all
+prose and tables, which may hold Chinese names and sources; the report id, hash and
+proof link are in Courier and Helvetica so they extract as plain text.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _CJK = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(_CJK))
 
 _styles = getSampleStyleSheet()
-_BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontName="Helvetica", fontSize=8.5,
+_BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontName=_CJK, fontSize=8.5,
                        leading=11)
 _CELL = ParagraphStyle("cell", parent=_BODY, fontSize=7, leading=8.5)
 _H1 = ParagraphStyle("h1", parent=_styles["Title"], fontName=_CJK, fontSize=16, leading=20)
@@ -152,7 +153,7 @@ def _story(report: InventoryReport, digest: str, link: str, rid: str) -> list[Fl
                [[r.ref, s.source, r.scope, s.device, s.period, r.emissions]
                 for r, s in zip(report.emissions.by_source, report.emission_sources,
                                 strict=True)],
-               [48, 26, 10, 48, 14, 24]),
+               [46, 26, 12, 46, 14, 26]),
         Paragraph("5 活动数据及来源 Activity data and provenance", _H2),
         _table(["Source", "AD", "Metered", "Readings (seq)", "Merkle leaves",
                 "Inventory leaf / anchor tx"],
@@ -167,7 +168,7 @@ def _story(report: InventoryReport, digest: str, link: str, rid: str) -> list[Fl
         _table(["Factor", "Value", "Unit", "Measured", "Source (year)"],
                [[f.id, f.value, f.unit, "yes" if f.measured else "default",
                  f"{f.source} ({f.year})"] for f in report.emission_factors],
-               [30, 22, 18, 14, 86]),
+               [28, 20, 20, 16, 86]),
         Paragraph("7 数据质量 Data quality", _H2),
     ]
     q = report.data_quality
@@ -207,8 +208,10 @@ def _story(report: InventoryReport, digest: str, link: str, rid: str) -> list[Fl
               _table(["Inventory", "Period", "Leaf", "Anchor (chain, tree size, tx)"],
                      [[a.inventory, a.period, "-" if a.leaf_index is None else a.leaf_index,
                        "not anchored yet" if a.anchor is None else
-                       f"chain {a.anchor.chain_id}, size {a.anchor.tree_size}, "
-                       f"{a.anchor.tx_hash}"] for a in report.anchors], [50, 16, 14, 90])]
+                       f"chain {a.anchor.chain_id}, tree size {a.anchor.tree_size}, block "
+                       f"{a.anchor.block_number}, tx {a.anchor.tx_hash[:34]} "
+                       f"{a.anchor.tx_hash[34:]}"] for a in report.anchors],
+                     [50, 16, 14, 90])]
     return story
 
 
