@@ -11,6 +11,8 @@ execution; ``eth_estimateGas`` pads its answer on py-evm, so it is not used):
 * ``rule_gas_<formula>_per_line``: the marginal gas of one more line in a call, from
   calls with 1 and ``LINES`` lines (what a many-line inventory pays per line);
 * ``rule_gas_publish_version`` and ``rule_gas_deploy``: what the association pays.
+* ``quota_gas_deploy``, ``quota_gas_issue``, ``quota_gas_adjust``: what the regulator
+  pays for the ``QuotaRegistry`` (:func:`_quota_gas`).
 
 The rule-bound calls use the shipped default factors (``carbon_rules.factors``),
 published as version 1 of a methodology; every line of a call is the same worked
@@ -136,3 +138,26 @@ def run(suites: list[str], quick: bool) -> None:  # noqa: ARG001 - gas is suite-
         emit(metric, "any", per_line, "gas/line", case=case, function=function,
              lines=lines, gas_one_line=one, gas_all_lines=total, calldata_bytes=size,
              chain="embedded py-evm")
+    _quota_gas()
+
+
+def _quota_gas() -> None:
+    """``quota_gas_*``: what the regulator pays to deploy a ``QuotaRegistry``, issue a
+    quota and adjust it (each revision keeps its allocation document on chain)."""
+    from carbon_rules.fixed_point import parse
+    from carbon_rules.quotas_client import QuotaRegistryClient
+
+    client = QuotaRegistryClient.embedded()
+    document = "生态环境部 2026 年度配额分配通知 (allocation notice) No. 2026-001"
+    issued = client.issue("86.1000.1/ent.bench-steel-0001", 2026, parse("10000"), document)
+    adjusted = client.adjust("86.1000.1/ent.bench-steel-0001", 2026, parse("10400.5"),
+                             document.replace("001", "017"))
+    check(adjusted.revision == 2, f"adjustQuota returned revision {adjusted.revision}")
+    check(client.quota("86.1000.1/ent.bench-steel-0001", 2026).allocation == parse("10400.5"),
+          "quota after adjustment")
+    emit("quota_gas_deploy", "any", _deploy_gas(client), "gas", contract="QuotaRegistry",
+         chain="embedded py-evm")
+    emit("quota_gas_issue", "any", issued.gas_used, "gas", document_bytes=len(
+        document.encode()), chain="embedded py-evm")
+    emit("quota_gas_adjust", "any", adjusted.receipt.gas_used, "gas", revision=2,
+         chain="embedded py-evm")

@@ -30,6 +30,7 @@ from .fixed_point import Fixed, checked
 
 __all__ = [
     "CONTRACT_NAME",
+    "Adjusted",
     "REGULATOR_ROLE",
     "ChainQuota",
     "QuotaRegistryClient",
@@ -63,6 +64,14 @@ class ChainQuota:
     regulator: str
     document: str
     """The allocation document the revision rests on."""
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """The result of :meth:`QuotaRegistryClient.adjust`."""
+
+    revision: int
+    receipt: Receipt
 
 
 class QuotaRegistryClient:
@@ -169,8 +178,8 @@ class QuotaRegistryClient:
             return self._contract.transact("issueQuota", enterprise, year,
                                            checked(allocation), document)
 
-    def adjust(self, enterprise: str, year: int, allocation: Fixed, document: str) -> int:
-        """``adjustQuota``: a new revision replacing the quota; returns its number."""
+    def adjust(self, enterprise: str, year: int, allocation: Fixed, document: str) -> Adjusted:
+        """``adjustQuota``: a new revision replacing the quota."""
         with self._access():
             rc = self._contract.transact("adjustQuota", enterprise, year,
                                          checked(allocation), document)
@@ -178,7 +187,7 @@ class QuotaRegistryClient:
         if len(adjusted) != 1:
             raise RegistryError(f"adjustQuota emitted {len(adjusted)} QuotaAdjusted events",
                                 error=None, args={})
-        return int(adjusted[0].args["revision"])
+        return Adjusted(revision=int(adjusted[0].args["revision"]), receipt=rc)
 
     # reads ------------------------------------------------------------------------------
     def _revision(self, enterprise: str, year: int, revision: int, raw: Any) -> ChainQuota:

@@ -210,11 +210,12 @@ def quota_adjust(enterprise: str, year: int, allocation: str, rpc: RpcOpt,
     from carbon_rules.fixed_point import parse
 
     try:
-        revision = _client(rpc, registry, _key(key_file)).adjust(
+        adjusted = _client(rpc, registry, _key(key_file)).adjust(
             enterprise, year, parse(allocation), document)
     except RulesError as exc:
         _fail(exc.diagnostics())
-    console.print(f"revision {revision}: {allocation} tCO2e for {enterprise} in {year}")
+    console.print(f"revision {adjusted.revision}: {allocation} tCO2e for {enterprise} in "
+                  f"{year} in tx {adjusted.receipt.tx_hash}")
 
 
 @quota_app.command("show")

@@ -37,7 +37,11 @@ def test_issue_adjust_and_history(regulator: QuotaRegistryClient) -> None:
     assert issued.args["enterprise"] == ent
     assert issued.args["allocation"] == parse("10000")
     assert issued.args["enterpriseKey"] == "0x" + enterprise_key(ent).hex()
-    assert regulator.adjust(ent, 2026, parse("10500.5"), "GHG-ALLOC-2026-017") == 2
+    adjusted = regulator.adjust(ent, 2026, parse("10500.5"), "GHG-ALLOC-2026-017")
+    assert adjusted.revision == 2
+    (event,) = [e for e in adjusted.receipt.events if e.name == "QuotaAdjusted"]
+    assert (event.args["previous"], event.args["allocation"]) == (parse("10000"),
+                                                                   parse("10500.5"))
     quota = regulator.quota(ent, 2026)
     assert (quota.revision, quota.allocation, quota.document) == (
         2, parse("10500.5"), "GHG-ALLOC-2026-017")
@@ -60,7 +64,7 @@ def test_non_regulator_cannot_issue_or_adjust(regulator: QuotaRegistryClient) ->
         outsider.adjust(ENT + ".2", 2026, parse("500"), "forged")
     assert regulator.quota(ENT + ".2", 2026).allocation == parse("5")
     regulator.grant_regulator(outsider.account)
-    assert outsider.adjust(ENT + ".2", 2026, parse("6"), "GHG-ALLOC-2026-003") == 2
+    assert outsider.adjust(ENT + ".2", 2026, parse("6"), "GHG-ALLOC-2026-003").revision == 2
 
 
 def test_refusals_are_typed(regulator: QuotaRegistryClient) -> None:
