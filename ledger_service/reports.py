@@ -28,6 +28,7 @@ from carbon_rules.errors import (
     OffsetDoubleClaimError,
     QuotaNotIssuedError,
     QuotaUnauthorizedError,
+    RegistryUnavailableError,
     RulesError,
 )
 from carbon_rules.fixed_point import parse
@@ -74,6 +75,7 @@ _STATUS: tuple[tuple[type[RulesError], int], ...] = (
     (QuotaNotIssuedError, 404),
     (QuotaUnauthorizedError, 403),
     (OffsetDoubleClaimError, 409),
+    (RegistryUnavailableError, 503),
 )
 _REPORT_ID = re.compile(r"^[0-9.]+/rpt\.[0-9a-f]{32}$")
 
