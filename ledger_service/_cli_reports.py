@@ -138,6 +138,39 @@ def report_pdf(
     console.print(f"wrote {out} ({report_id(parsed, suite)})")
 
 
+@report_app.command("verify")
+def report_verify(
+    report: Path,
+    proofs: Annotated[list[Path], typer.Argument(
+        help="the proof of every inventory the report names (carbon-ledger inventory proof)")],
+    rpc: Annotated[str | None, typer.Option(
+        help="JSON-RPC URL: also check the stated on-chain quota (with --quota-registry)")] = None,
+    quota_registry: Annotated[str | None, typer.Option(help="QuotaRegistry address")] = None,
+    suite: SuiteOpt = "sm",
+) -> None:
+    """Rebuild REPORT from its inventories' proofs and compare byte for byte (and, with
+    --rpc and --quota-registry, the quota it states). Check each proof against the chain
+    with `carbon-ledger inventory verify`."""
+    from carbon_protocol.inventory import InventoryProof
+    from carbon_rules.errors import RulesError
+    from carbon_rules.reports import report_hash, report_id
+    from carbon_rules.reports.verify import logged_from_proof, verify_report
+
+    parsed = _report_file(report)
+    logged = [logged_from_proof(_read(InventoryProof, p)) for p in proofs]
+    if (rpc is None) != (quota_registry is None):
+        _fail({"code": "invalid_input",
+               "message": "give both --rpc and --quota-registry, or neither"}, 2)
+    try:
+        quotas = (None if rpc is None or quota_registry is None
+                  else _client(rpc, quota_registry, None))
+        verify_report(parsed, logged, quotas=quotas)
+    except RulesError as exc:
+        _fail(exc.diagnostics())
+    console.print(f"[bold green]OK[/] {report_id(parsed, suite)} rebuilds from its "
+                  f"{len(logged)} inventories; {suite} hash {report_hash(parsed, suite).hex()}")
+
+
 # -- quota ----------------------------------------------------------------------------
 
 

@@ -30,10 +30,12 @@ from carbon_rules.models import Methodology, MethodologyVersion, VersionDraft
 from carbon_rules.offsets import CN_ETS_RULES, CcerClaim, GreenPowerClaim
 from carbon_rules.offsets_ledger import OffsetLedger, gross_of
 from carbon_rules.quotas import InternalQuota, QuotaBook
+from carbon_rules.quotas_client import QuotaRegistryClient
 from carbon_rules.quotas_reconcile import reconcile
 from carbon_rules.reports import (
     Boundary,
     EnterpriseInfo,
+    InventoryReport,
     LoggedInventory,
     ReportInput,
     SiteInfo,
@@ -44,6 +46,7 @@ from carbon_rules.reports import (
     report_id,
 )
 from carbon_rules.reports.pdf import qr_matrix, render_pdf
+from carbon_rules.reports.verify import ReportMismatchError, verify_report
 
 MID = "cn.enterprise-ghg"
 DOMAIN = Domain(chain_id=1337, contract="0x" + "ab" * 20, log_id="86.1000.1/log.main")
@@ -226,3 +229,42 @@ def test_pdf_hash_changes_with_the_report(inventories: list[LoggedInventory]) ->
     assert "sha256:" + report_hash(build_report(report_input(inventories)), "intl").hex() in (
         text_a.replace("\n", ""))
     assert a != b
+
+
+def test_a_stranger_rebuilds_the_report_from_its_inventories(
+        inventories: list[LoggedInventory]) -> None:
+    report = build_report(report_input(inventories))
+    verify_report(report, list(reversed(inventories)))
+    raw = report.model_dump(mode="json")
+    raw["emissions"]["by_scope"]["total"] = "1"
+    with pytest.raises(ReportMismatchError) as edited:
+        verify_report(InventoryReport.model_validate(raw), inventories)
+    assert edited.value.details["section"] == "emissions"
+    with pytest.raises(ReportMismatchError) as missing:
+        verify_report(report, inventories[:2])
+    assert missing.value.details["missing"] == [inventories[2].id]
+    other = inventories[1].inventory.model_copy(update={"totals": inventories[0].inventory.totals})
+    swapped = [inventories[0], inventories[1].model_copy(update={"inventory": other}),
+               inventories[2]]
+    with pytest.raises(ReportMismatchError):
+        verify_report(report, swapped)
+
+
+def test_the_stated_on_chain_quota_is_checked_against_the_registry(
+        inventories: list[LoggedInventory]) -> None:
+    chain = QuotaRegistryClient.embedded()
+    ent = "86.1000.1/ent.acme"
+    chain.issue(ent, 2026, parse("9000"), "notice 2026-001")
+    monthly = {n + 1: parse(i.inventory.totals.total) for n, i in enumerate(inventories)}
+    quota = QuotaBook(chain).effective(ent, 2026)
+    report = build_report(report_input(inventories, quota=reconcile(quota, monthly)))
+    chain.adjust(ent, 2026, parse("9500"), "notice 2026-007")  # later: the report stays right
+    verify_report(report, inventories, quotas=chain)
+    raw = report.model_dump(mode="json")
+    raw["quota"]["quota"]["allocation"] = "19000"
+    raw["quota"]["quota"]["chain"]["allocation"] = "19000"
+    inflated = InventoryReport.model_validate(raw)
+    verify_report(inflated, inventories)  # the inventories alone cannot tell...
+    with pytest.raises(ReportMismatchError) as err:  # ...the registry can
+        verify_report(inflated, inventories, quotas=chain)
+    assert err.value.details["section"] == "quota"

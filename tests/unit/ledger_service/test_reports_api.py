@@ -5,6 +5,7 @@ deployed beside them, a gateway with real keys computing and signing an inventor
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,12 +15,15 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
+from typer.testing import CliRunner
 
 from carbon_rules.fixed_point import parse
 from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.quotas_client import QuotaRegistryClient
+from ledger_service._cli import app as cli
 from ledger_service.api import create_app
+from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.ledger import Ledger
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
@@ -41,6 +45,7 @@ class World:
     total: str
     registry: QuotaRegistryClient
     app: Any
+    api_key: str
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
                                   log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
     app = create_app(ledger)
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app), suite="intl")
+    with ledger.engine.begin() as conn:  # an admin's key: the tests call every route
+        key = create_key(conn, KeyCreate(role=Role.ADMIN)).api_key
+    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app, api_key=key), suite="intl")
     gw.ensure_organisation(Organisation(ENTERPRISE, "Report Test Co.", SITE, "mill",
                                         "Liaoning", f"{PREFIX}/gw.mill", "mill"))
     gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.mill.elec-01", "electricity", SITE))
@@ -63,7 +70,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     w3 = ledger.rules().w3
     registry = QuotaRegistryClient(w3, QuotaRegistryClient.deploy(w3, regulator), regulator)
     yield World(ledger, gw, receipt["inventory_id"], run.signed.inventory.totals.total,
-                registry, app)
+                registry, app, key)
     gw.close()
     ledger.engine.dispose()
 
@@ -123,7 +130,7 @@ def test_offsets_report_json_and_pdf(world: World) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2 (as in uploader)
         from fastapi.testclient import TestClient
-    with TestClient(world.app) as http:
+    with TestClient(world.app, headers={"Authorization": f"Bearer {world.api_key}"}) as http:
         pdf = http.get(f"/v1/reports/{rid}/pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
@@ -133,3 +140,26 @@ def test_offsets_report_json_and_pdf(world: World) -> None:
     outside = call(world, "POST", "/v1/reports", {
         **request, "period": period_from_label("2026-10-06").model_dump()})
     assert (outside.status, outside.body.get("code")) == (422, "report_error"), outside
+
+
+def test_cli_verifies_a_built_report_against_its_inventory_proofs(world: World,
+                                                                  tmp_path: Path) -> None:
+    request = {
+        "enterprise": {"id": ENTERPRISE, "name": "Report Test Co."},
+        "boundary": {"sites": [{"id": SITE, "name": "mill"}]},
+        "period": DAY.model_dump(), "inventory_ids": [world.inventory_id],
+        "prepared_by": "energy office", "proof_base": "https://ledger.example/v1/reports"}
+    built = call(world, "POST", "/v1/reports", request)
+    assert built.status == 201, built.body
+    report_file = tmp_path / "report.json"
+    report_file.write_text(json.dumps(built.body))
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(world.ledger.inventory_proof(world.inventory_id).model_dump_json())
+    result = CliRunner().invoke(cli, ["report", "verify", str(report_file), str(proof_file)])
+    assert result.exit_code == 0, result.stderr
+    assert built.body["hash"] in result.stderr
+    built.body["report"]["emissions"]["by_source"][0]["emissions"] = "0.001"
+    report_file.write_text(json.dumps(built.body))
+    result = CliRunner().invoke(cli, ["report", "verify", str(report_file), str(proof_file)])
+    assert result.exit_code == 1 and "[report_mismatch]" in result.stderr
+    assert "'emissions'" in result.stderr
