@@ -152,8 +152,11 @@ class Server:
         self._close()
 
 
-async def _load(url: str, paths: list[str], seconds: float) -> tuple[int, int, list[bytes]]:
-    """Keep ``HTTP_CONNECTIONS`` keep-alive connections busy for ``seconds``.
+async def _load(url: str, paths: list[str], seconds: float, *, each_once: bool = False
+                ) -> tuple[int, int, list[bytes]]:
+    """Keep ``HTTP_CONNECTIONS`` keep-alive connections busy for ``seconds`` (or, with
+    ``each_once``, until every path was asked once: warming the cache completely, so
+    a "cached" run measures cached answers only).
 
     A minimal HTTP/1.1 client on asyncio streams (request line out, status line,
     ``Content-Length`` and body in): a general client (httpx) costs more CPU per
@@ -167,10 +170,16 @@ async def _load(url: str, paths: list[str], seconds: float) -> tuple[int, int, l
     async def worker(seed: int) -> None:
         nonlocal ok, bad
         rng = random.Random(seed)
+        mine = iter(paths[seed::HTTP_CONNECTIONS]) if each_once else None
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             while time.perf_counter() < deadline:
-                path = rng.choice(paths)
+                if mine is None:
+                    path = rng.choice(paths)
+                else:
+                    path = next(mine, "")
+                    if not path:
+                        break
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head[9:12])
@@ -268,8 +277,8 @@ def resolutions(suite: str, quick: bool) -> None:
                                         ("cached", 100_000, CACHED_TARGET)):
                 server = Server(settings, server_cpu, size)
                 try:
-                    if size:
-                        asyncio.run(_load(server.url, paths, 2.0))  # warm the cache
+                    if size:  # warm the cache: every identifier once
+                        asyncio.run(_load(server.url, paths, 600.0, each_once=True))
                     cpu0 = server.cpu_seconds()
                     start = time.perf_counter()
                     ok, bad, sample = asyncio.run(_load(server.url, paths, SECONDS))
@@ -286,7 +295,7 @@ def resolutions(suite: str, quick: bool) -> None:
                      client_cpu=client_cpu, seconds=round(elapsed, 2),
                      server_cpu_s=round(cpu, 2),
                      per_server_cpu_second=round(ok / cpu, 1) if cpu else None,
-                     server="uvicorn (h11, asyncio loop)")
+                     server=server_stack()[2])
         finally:
             os.sched_setaffinity(0, before)
 
@@ -413,16 +422,29 @@ def run(suites: list[str], quick: bool) -> None:
         custody(suite, quick)
 
 
+def server_stack() -> tuple[str, str, str]:
+    """``(loop, http, label)``: uvloop and httptools when installed (``uvicorn[standard]``),
+    else asyncio and h11; what the server runs and the benchmark reports."""
+    try:
+        import httptools  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio", "h11", "uvicorn (h11, asyncio loop)"
+    return "uvloop", "httptools", "uvicorn (httptools, uvloop)"
+
+
 def serve(port: int, cpu: int) -> None:
-    """The HTTP worker: this node's settings from RESOLVER_*, pinned to ``cpu``."""
+    """The HTTP worker: this node's settings from RESOLVER_*, pinned to ``cpu`` (one
+    process, one core: the figure is literally "per core")."""
     import uvicorn
 
-    from identifier_resolver.api import create_app
+    from identifier_resolver.api import create_asgi
     from identifier_resolver.resolver import Resolver
 
     os.sched_setaffinity(0, {cpu})
-    uvicorn.run(create_app(Resolver.open()), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    loop, http, _ = server_stack()
+    uvicorn.run(create_asgi(Resolver.open()), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False, loop=loop, http=http)
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ def serve_command(
     """Run a resolver node over HTTP (settings from RESOLVER_* environment variables)."""
     import uvicorn
 
-    from .api import create_app
+    from .api import create_asgi
     from .resolver import Resolver
 
     try:
@@ -233,7 +233,8 @@ def serve_command(
     worker = threading.Thread(target=anchor_loop, name="resolver-anchor", daemon=True)
     worker.start()
     try:
-        uvicorn.run(create_app(resolver), host=host, port=port, log_level="warning")
+        uvicorn.run(create_asgi(resolver), host=host, port=port, log_level="warning",
+                    access_log=False)
     finally:
         stop.set()
         worker.join(timeout=5)

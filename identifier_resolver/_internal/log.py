@@ -31,6 +31,7 @@ from .db import log_nodes, log_state, node_key
 __all__ = ["RecordLog"]
 
 _CHUNK = 900  # bound parameters per IN query, under SQLite's default limit
+_NODE_CACHE = 1_000_000  # stored nodes kept in memory (about 100 MB at most)
 
 # Built once: constructing a statement per call costs more than running it on SQLite.
 _SIZE = select(log_state.c.tree_size).where(log_state.c.id == 1)
@@ -46,6 +47,9 @@ class RecordLog:
         self.suite: SuiteName = suite
         self.h = hash_fn(suite)
         self._frontier = Frontier(self.h)
+        self._nodes: dict[int, bytes] = {}
+        """Stored perfect-subtree hashes already read: a stored node never changes (the
+        log only grows), so proofs reuse them instead of asking the database again."""
 
     def ensure_state(self, conn: Connection) -> None:
         """Create the ``log_state`` row, or check that it names this log and suite."""
@@ -99,12 +103,23 @@ class RecordLog:
         self, conn: Connection, nodes: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
         keys = {node_key(level, index): (level, index) for level, index in nodes}
-        wanted = list(keys)
+        known = self._nodes
         found: dict[tuple[int, int], bytes] = {}
+        wanted = []
+        for key, node in keys.items():
+            hit = known.get(key)
+            if hit is None:
+                wanted.append(key)
+            else:
+                found[node] = hit
+        if len(known) + len(wanted) > _NODE_CACHE:
+            known.clear()
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             for row in conn.execute(_NODES, {"keys": chunk}):
-                found[keys[row.node]] = bytes(row.hash)
+                value = bytes(row.hash)
+                found[keys[row.node]] = value
+                known[row.node] = value
         if len(found) != len(keys):
             missing = sorted(set(keys.values()) - set(found))
             raise ResolverError(f"Merkle log is missing stored nodes {missing[:5]}")

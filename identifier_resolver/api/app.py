@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from ..resolver import Resolver
 from . import node, records, resolve
@@ -27,3 +28,9 @@ def create_app(resolver: Resolver) -> FastAPI:
     app.add_middleware(ResolveFastPath, resolver=resolver)
     app.add_middleware(BodyLimit, max_bytes=resolver.settings.max_body_bytes)
     return app
+
+
+def create_asgi(resolver: Resolver) -> ASGIApp:
+    """What a standalone node serves: :func:`create_app` behind the resolution fast
+    path, so a cached ``GET /resolve/{id}`` never enters the FastAPI stack."""
+    return ResolveFastPath(create_app(resolver), resolver=resolver)

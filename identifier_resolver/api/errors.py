@@ -9,6 +9,7 @@ that the schema refuses (a body that is not JSON, a depth that is not a number) 
 
 from __future__ import annotations
 
+from hashlib import blake2b
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -103,15 +104,36 @@ class ResolveFastPath:
     """ASGI middleware answering ``GET /resolve/{id}`` without FastAPI's routing.
 
     Resolution is the hot path: a cached answer is a dict lookup, and FastAPI's request
-    parsing, dependency injection and response classes would cost several times that.
-    This sends the cached bytes (or the resolver's answer, or its problem document,
-    exactly as the routed endpoint would) straight to the server. Everything else,
-    including the documented route in the OpenAPI schema, goes to the app.
+    parsing, dependency injection, response classes and telemetry hooks would cost
+    several times that. This sends the cached bytes (or the resolver's answer, or its
+    problem document, exactly as the routed endpoint would) straight to the server.
+    Everything else, including the documented route in the OpenAPI schema, goes to the
+    app. A standalone node puts it *outside* the whole FastAPI app
+    (:func:`~identifier_resolver.api.app.create_asgi`), so not even Starlette's error
+    middleware runs for a cached answer.
+
+    Answers carry a strong ``ETag`` (a BLAKE2b digest of the exact bytes) and
+    ``Cache-Control: no-cache``: an answer changes when its record changes or a newer
+    anchor covers it, so a cache must revalidate, and ``If-None-Match`` with the
+    current tag gets a bodiless 304.
     """
 
     def __init__(self, app: ASGIApp, resolver: Any) -> None:
         self.app = app
         self.resolver = resolver
+        self._tags: dict[str, tuple[bytes, bytes]] = {}
+        """id -> (answer bytes, their tag): a cached answer is tagged once."""
+        self._max_tags = max(1024, int(getattr(resolver.settings, "cache_size", 0)))
+
+    def _etag(self, ident: str, body: bytes) -> bytes:
+        known = self._tags.get(ident)
+        if known is not None and known[0] is body:
+            return known[1]
+        tag = etag(body)
+        if len(self._tags) >= self._max_tags:
+            self._tags.clear()
+        self._tags[ident] = (body, tag)
+        return tag
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -120,7 +142,7 @@ class ResolveFastPath:
             if root and path.startswith(root):
                 path = path[len(root):]
             if path.startswith("/resolve/"):
-                ident = path[len("/resolve/"):]
+                ident = path[9:]
                 hit = self.resolver.cached_json(ident)
                 if hit is None:
                     from starlette.concurrency import run_in_threadpool
@@ -130,12 +152,31 @@ class ResolveFastPath:
                     except ResolverError as exc:
                         hit = (exc.http_status, _problem_bytes(exc))
                 status, body = hit
+                if status == 200 or status == 410:
+                    tag = self._etag(ident, body)
+                    for name, value in scope["headers"]:
+                        if name == b"if-none-match" and (value == tag or value == b"*"):
+                            await send({"type": "http.response.start", "status": 304,
+                                        "headers": [(b"etag", tag),
+                                                    (b"cache-control", b"no-cache")]})
+                            await send({"type": "http.response.body", "body": b""})
+                            return
+                    headers = [(b"content-type", b"application/json"),
+                               (b"content-length", str(len(body)).encode()),
+                               (b"etag", tag), (b"cache-control", b"no-cache")]
+                else:
+                    headers = [(b"content-type", b"application/json"),
+                               (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": status,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                            "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def etag(body: bytes) -> bytes:
+    """The strong entity tag of an answer: a quoted 96-bit BLAKE2b digest of its bytes."""
+    return b'"' + blake2b(body, digest_size=12).hexdigest().encode() + b'"'
 
 
 def _problem_bytes(exc: ResolverError) -> bytes:

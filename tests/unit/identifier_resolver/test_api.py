@@ -202,3 +202,22 @@ def test_mounted_in_process_under_another_app(world: World, trust: TrustRoot) ->
         assert client.get("/resolver/resolve/bad").json()["code"] == "invalid_identifier"
         assert client.get(f"/resolver/custody/{DEV}?direction=up").status_code == 200
         assert client.get("/health").json() == {"status": "host"}
+
+
+def test_standalone_app_tags_answers_and_revalidates(world: World, trust: TrustRoot) -> None:
+    from identifier_resolver.api import create_asgi
+
+    with TestClient(create_asgi(world.resolver)) as client:
+        first = client.get(f"/resolve/{DEV}")
+        tag = first.headers["etag"]
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        verify_answer(Answer.model_validate_json(first.content), trust, query=DEV)
+        again = client.get(f"/resolve/{DEV}", headers={"if-none-match": tag})
+        assert again.status_code == 304 and again.content == b""
+        assert client.get("/resolve/nope").status_code == 400  # vocabulary unchanged
+        assert client.get("/node").status_code == 200  # everything else: the FastAPI app
+        # A new version changes the answer, hence its tag: the old one no longer matches.
+        current = world.records[DEV]
+        world.add(R.next_version(current, world.key, data={"note": "resealed"}))
+        changed = client.get(f"/resolve/{DEV}", headers={"if-none-match": tag})
+        assert changed.status_code == 200 and changed.headers["etag"] != tag
