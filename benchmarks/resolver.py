@@ -10,12 +10,18 @@ Two parts per suite (the suite is the resolver log's and the prefix owner's):
      process pinned to one CPU: ``uncached`` (``cached=False``: record row, history,
      inclusion proof from stored nodes, answer built and serialised to JSON) and
      ``cached`` (the answer cache warm);
-   * ``http``: ``GET /resolve/{id}`` against ``python -m benchmarks.resolver serve``, a
-     uvicorn server (h11, no uvloop/httptools installed) pinned to one CPU, driven by
-     a minimal asyncio HTTP/1.1 client with 16 keep-alive connections pinned to
-     another CPU. ``uncached``
-     runs the server with ``RESOLVER_CACHE_SIZE=0``. ``server_cpu_s`` shows whether
-     the server core was saturated; when it was not, the client core was the limit,
+   * ``http``: ``GET /resolve/{id}`` against ``python -m benchmarks.resolver serve``: one
+     uvicorn process (uvloop + httptools when ``uvicorn[standard]`` is installed, else
+     asyncio + h11; the ``server`` field says which) serving
+     :func:`identifier_resolver.api.create_asgi`, pinned to one CPU with
+     ``os.sched_setaffinity``, so "one core" is literal. It is driven by a minimal
+     asyncio HTTP/1.1 client with 16 keep-alive connections pinned to the *other* CPU
+     of this 2-core machine: client and server do not share a core, but both share the
+     machine with whatever else runs. ``uncached`` runs the server with
+     ``RESOLVER_CACHE_SIZE=0``; ``cached`` first asks for every identifier once (so
+     the run measures cached answers only: an earlier version warmed for 2 s at random
+     and measured a mix with ~15% misses, each costing ~1 ms). ``server_cpu_s`` shows
+     whether the server core was saturated; when it was not, the client was the limit,
      and ``per_server_cpu_second`` (answers per CPU second the server spent) is what
      one server core can carry.
 
