@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from carbon_rules.errors import (
     OffsetCapExceededError,
@@ -139,3 +141,51 @@ def test_netting_rules_are_configuration(tmp_path: Path) -> None:
     path.write_text('{"name": "bad"}')
     with pytest.raises(OffsetError):
         load_netting_rules(path)
+
+
+_KEYS = ["ent/2026-10", "ent/2026-11", "other/2026-10"]
+_claim = st.one_of(
+    st.builds(lambda p, mwh: GreenPowerClaim(purchase_id=f"GP-{p}", purchased_mwh="300",
+                                             mwh=str(mwh)),
+              st.integers(0, 2), st.integers(1, 400)),
+    st.builds(lambda serials: CertificateClaim(serials=[f"GEC-{s}" for s in serials]),
+              st.lists(st.integers(0, 30), min_size=1, max_size=5)),
+    st.builds(lambda s, t: CcerClaim(serial=f"C-{s}", tco2e=str(t), project="P"),
+              st.integers(0, 5), st.integers(1, 40)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_KEYS), st.lists(_claim, min_size=1, max_size=3)),
+                min_size=1, max_size=12))
+def test_no_sequence_of_claims_counts_anything_twice(
+        requests: list[tuple[str, list[GreenPowerClaim | CertificateClaim | CcerClaim]]]
+) -> None:
+    ledger = OffsetLedger()
+    accepted = 0
+    for key, claims in requests:
+        before = {k: ledger.result(k, GROSS, CN_ETS_RULES) for k in _KEYS}
+        try:
+            ledger.claim(key, GROSS, claims, CN_ETS_RULES)
+            accepted += 1
+        except OffsetError:
+            # refused claims change nothing anywhere
+            assert {k: ledger.result(k, GROSS, CN_ETS_RULES) for k in _KEYS} == before
+    event(f"claims accepted: {min(accepted, 3)}{'+' if accepted >= 3 else ''}")
+    owners: dict[tuple[str, str], str] = {}
+    purchased: dict[str, int] = {}
+    for k in _KEYS:
+        r = ledger.result(k, GROSS, CN_ETS_RULES)
+        assert parse(r.green_mwh) <= parse(GROSS.electricity_mwh)
+        assert r.ccer_cap is not None and parse(r.ccer) <= parse(r.ccer_cap)
+        assert parse(r.net_total) == parse(GROSS.total) - parse(r.allowed_offsets)
+        assert parse(r.net_scope2) == parse(GROSS.scope2) - parse(r.green_reduction)
+        for offset in r.offsets:
+            if offset.kind == "green_power":
+                purchase = offset.references[0]
+                purchased[purchase] = purchased.get(purchase, 0) + parse(offset.quantity)
+                continue
+            for ref in offset.references:
+                assert (offset.kind, ref) not in owners, f"{ref} counted twice"
+                owners[(offset.kind, ref)] = k
+    assert all(total <= parse("300") for total in purchased.values())
