@@ -141,10 +141,6 @@ class BuiltReport(BaseModel):
     report: InventoryReport
 
 
-def _rules_errors(exc: RulesError) -> ReportServiceError:
-    return ReportServiceError(exc)
-
-
 def logged_inventories(ledger: Ledger, ids: list[str]) -> list[LoggedInventory]:
     """The inventories ``ids`` with their log leaf and, once final, their anchor."""
     out = []
@@ -174,13 +170,13 @@ def offset_ledger(ledger: Ledger) -> OffsetLedger:
 
 def claim_offsets(ledger: Ledger, request: OffsetClaimRequest) -> NettingResult:
     """Record the claims (all or nothing) and return the netting under their key."""
-    gross = gross_of(i.inventory for i in logged_inventories(ledger, request.inventory_ids))
+    inventories = logged_inventories(ledger, request.inventory_ids)
     book = offset_ledger(ledger)
     try:
-        return book.claim(request.consumption_key, gross, request.claims,
-                          request.netting_rules)
+        return book.claim(request.consumption_key, gross_of(i.inventory for i in inventories),
+                          request.claims, request.netting_rules)
     except RulesError as exc:
-        raise _rules_errors(exc) from exc
+        raise ReportServiceError(exc) from exc
     finally:
         book.close()
 
@@ -219,7 +215,7 @@ def build(ledger: Ledger, request: ReportRequest) -> BuiltReport:
             inventories=inventories, quota=_reconciliation(ledger, request, inventories, offsets),
             offsets=offsets, prepared_by=request.prepared_by, proof_base=request.proof_base))
     except RulesError as exc:
-        raise _rules_errors(exc) from exc
+        raise ReportServiceError(exc) from exc
     suite = ledger.settings.log_suite
     rid = report_id(report, suite)
     folder = Path(ledger.settings.data_dir) / "reports"

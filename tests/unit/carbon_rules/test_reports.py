@@ -22,7 +22,7 @@ from carbon_protocol.canonical import canonical_json
 from carbon_protocol.inventory import Inventory, Period
 from carbon_protocol.models import AnchorRef, Domain, Reading
 from carbon_protocol.suites import hash_fn
-from carbon_rules.errors import ReportError
+from carbon_rules.errors import QuotaInputError, ReportError
 from carbon_rules.factors import default_factors
 from carbon_rules.fixed_point import parse
 from carbon_rules.inventory import LoggedReading, compute_inventory
@@ -31,7 +31,7 @@ from carbon_rules.offsets import CN_ETS_RULES, CcerClaim, GreenPowerClaim
 from carbon_rules.offsets_ledger import OffsetLedger, gross_of
 from carbon_rules.quotas import InternalQuota, QuotaBook
 from carbon_rules.quotas_client import QuotaRegistryClient
-from carbon_rules.quotas_reconcile import reconcile
+from carbon_rules.quotas_reconcile import monthly_totals, reconcile
 from carbon_rules.reports import (
     Boundary,
     EnterpriseInfo,
@@ -268,3 +268,16 @@ def test_the_stated_on_chain_quota_is_checked_against_the_registry(
     with pytest.raises(ReportMismatchError) as err:  # ...the registry can
         verify_report(inflated, inventories, quotas=chain)
     assert err.value.details["section"] == "quota"
+
+
+def test_monthly_totals_for_reconciliation(inventories: list[LoggedInventory]) -> None:
+    months = monthly_totals((i.inventory for i in inventories), 2026)
+    assert months == {n + 1: parse(i.inventory.totals.total) for n, i in enumerate(inventories)}
+    assert monthly_totals((i.inventory for i in inventories), 2025) == {}
+    # two gateways reporting the same month add up
+    doubled = monthly_totals([inventories[0].inventory, inventories[0].inventory], 2026)
+    assert doubled == {1: 2 * parse(inventories[0].inventory.totals.total)}
+    day = inventories[0].inventory.model_copy(update={"period": Period(
+        label="2026-01-05", start="2026-01-05T00:00:00Z", end="2026-01-06T00:00:00Z")})
+    with pytest.raises(QuotaInputError):
+        monthly_totals([day], 2026)
