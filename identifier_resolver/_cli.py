@@ -165,13 +165,14 @@ def custody_command(
         help="down: what ID is made of; up: what it belongs to or feeds")] = "down",
     depth: Annotated[int, typer.Option(min=0, max=256, help="hops to walk")] = 3,
     svg: Annotated[Path | None, typer.Option(help="also write the graph as SVG here")] = None,
+    png: Annotated[Path | None, typer.Option(help="also write the graph as PNG here")] = None,
     trust: Annotated[Path | None, typer.Option(help="pinned trust root (JSON)")] = None,
     node: Annotated[str | None, typer.Option(help="root node URL")] = None,
     proofs: Annotated[bool, typer.Option(help="fetch and verify every node's proof")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the graph as JSON")] = False,
 ) -> None:
-    """Walk the custody graph from ID and draw it as a tree (and an SVG graph)."""
-    from .custody import render_svg, render_tree
+    """Walk the custody graph from ID and draw it as a tree (and an SVG or PNG graph)."""
+    from .custody import render_png, render_svg, render_tree
     from .models import Answer
 
     if direction not in ("up", "down"):
@@ -200,6 +201,9 @@ def custody_command(
     if svg is not None:
         svg.write_text(render_svg(graph), encoding="utf-8")
         err.print(f"wrote {svg}")
+    if png is not None:
+        png.write_bytes(render_png(graph))
+        err.print(f"wrote {png}")
 
 
 @app.command("serve")

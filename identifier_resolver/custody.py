@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from xml.sax.saxutils import escape
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from .resolver import Resolver
 
-__all__ = ["walk", "merge", "render_tree", "render_svg", "reading_count"]
+__all__ = ["walk", "merge", "render_tree", "render_svg", "render_png", "reading_count"]
 
 _CHUNK = 900
 
@@ -277,16 +278,27 @@ def render_tree(graph: CustodyGraph, *, max_children: int = 50) -> Tree:
     return tree
 
 
-def render_svg(graph: CustodyGraph, *, max_per_layer: int = 24) -> str:
-    """A layered SVG drawing of the walk: one row per depth, typed colour boxes, links
-    as arrows labelled with their relation. Layers wider than ``max_per_layer`` show
-    their first nodes and one box per type summarising the rest."""
-    box_w, box_h, gap_x, gap_y, margin = 230, 46, 24, 70, 20
+@dataclass
+class _Layout:
+    """Where a drawing puts things: boxes ``(x, y, heading, subtitle, colour, key)``
+    and arrows ``(x1, y1, x2, y2, relation)``, shared by the SVG and PNG renderers."""
+
+    width: int
+    height: int
+    caption: str
+    boxes: list[tuple[float, float, str, str, str, str]]
+    arrows: list[tuple[float, float, float, float, str]]
+
+
+_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 230, 46, 24, 70, 20
+
+
+def _layout(graph: CustodyGraph, max_per_layer: int) -> _Layout:
     layers: dict[int, list[CustodyNode]] = defaultdict(list)
     for node in graph.nodes:
         layers[node.depth].append(node)
     drawn: dict[str, tuple[float, float]] = {}
-    boxes: list[str] = []
+    boxes: list[tuple[float, float, str, str, str, str]] = []
     alias: dict[str, str] = {}
     width = 0
     for depth in sorted(layers):
@@ -308,20 +320,15 @@ def render_svg(graph: CustodyGraph, *, max_per_layer: int = 24) -> str:
                 alias[n.id] = key
             items.append((key, f"+ {len(group)} more {kind}", f"depth {depth}",
                           _COLOURS.get(kind, "#999999")))
-        y = margin + depth * (box_h + gap_y)
+        y = _MARGIN + depth * (_BOX_H + _GAP_Y)
         for i, (key, heading, subtitle, colour) in enumerate(items):
-            x = margin + i * (box_w + gap_x)
+            x = _MARGIN + i * (_BOX_W + _GAP_X)
             drawn[key] = (x, y)
             sub = subtitle if len(subtitle) <= 34 else subtitle[:16] + "…" + subtitle[-16:]
-            boxes.append(
-                f'<g><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" '
-                f'fill="{colour}" fill-opacity="0.18" stroke="{colour}" stroke-width="1.5"/>'
-                f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{escape(heading)}</text>'
-                f'<text x="{x + 8}" y="{y + 36}">{escape(sub)}</text>'
-                f"<title>{escape(key)}</title></g>")
-        width = max(width, margin * 2 + len(items) * (box_w + gap_x))
-    height = margin * 2 + (max(layers) + 1 if layers else 1) * (box_h + gap_y)
-    arrows: list[str] = []
+            boxes.append((x, y, heading, sub, colour, key))
+        width = max(width, _MARGIN * 2 + len(items) * (_BOX_W + _GAP_X))
+    height = _MARGIN * 2 + (max(layers) + 1 if layers else 1) * (_BOX_H + _GAP_Y)
+    arrows: list[tuple[float, float, float, float, str]] = []
     seen: set[tuple[str, str, str]] = set()
     for edge in graph.edges:
         a, b = alias.get(edge.source, edge.source), alias.get(edge.target, edge.target)
@@ -332,20 +339,64 @@ def render_svg(graph: CustodyGraph, *, max_per_layer: int = 24) -> str:
         if y1 == y2:
             continue
         top, bottom = ((x1, y1), (x2, y2)) if y1 < y2 else ((x2, y2), (x1, y1))
-        sx, sy = top[0] + box_w / 2, top[1] + box_h
-        ex, ey = bottom[0] + box_w / 2, bottom[1]
-        arrows.append(
-            f'<path d="M{sx},{sy} C{sx},{sy + gap_y / 2} {ex},{ey - gap_y / 2} {ex},{ey}" '
-            f'fill="none" stroke="#666" marker-end="url(#arrow)"/>'
-            f'<text x="{(sx + ex) / 2 + 4}" y="{(sy + ey) / 2}" fill="#444" '
-            f'font-size="10">{escape(edge.rel)}</text>')
-    caption = escape(f"custody {graph.direction} from {graph.root} (depth {graph.depth})")
+        arrows.append((top[0] + _BOX_W / 2, top[1] + _BOX_H, bottom[0] + _BOX_W / 2, bottom[1],
+                       edge.rel))
+    caption = f"custody {graph.direction} from {graph.root} (depth {graph.depth})"
+    return _Layout(max(width, 400), height, caption, boxes, arrows)
+
+
+def render_svg(graph: CustodyGraph, *, max_per_layer: int = 24) -> str:
+    """A layered SVG drawing of the walk: one row per depth, typed colour boxes, links
+    as arrows labelled with their relation. Layers wider than ``max_per_layer`` show
+    their first nodes and one box per type summarising the rest."""
+    lay = _layout(graph, max_per_layer)
+    boxes = [
+        f'<g><rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
+        f'fill="{colour}" fill-opacity="0.18" stroke="{colour}" stroke-width="1.5"/>'
+        f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{escape(heading)}</text>'
+        f'<text x="{x + 8}" y="{y + 36}">{escape(sub)}</text>'
+        f"<title>{escape(key)}</title></g>"
+        for x, y, heading, sub, colour, key in lay.boxes]
+    arrows = [
+        f'<path d="M{sx},{sy} C{sx},{sy + _GAP_Y / 2} {ex},{ey - _GAP_Y / 2} {ex},{ey}" '
+        f'fill="none" stroke="#666" marker-end="url(#arrow)"/>'
+        f'<text x="{(sx + ex) / 2 + 4}" y="{(sy + ey) / 2}" fill="#444" '
+        f'font-size="10">{escape(rel)}</text>'
+        for sx, sy, ex, ey, rel in lay.arrows]
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 400)}" height="{height}" '
-        f'viewBox="0 0 {max(width, 400)} {height}" font-family="sans-serif" font-size="12">'
-        f"<title>{caption}</title>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width}" height="{lay.height}" '
+        f'viewBox="0 0 {lay.width} {lay.height}" font-family="sans-serif" font-size="12">'
+        f"<title>{escape(lay.caption)}</title>"
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#666"/></marker></defs>'
         f'<rect width="100%" height="100%" fill="white"/>{"".join(arrows)}{"".join(boxes)}'
         "</svg>\n")
+
+
+def render_png(graph: CustodyGraph, *, max_per_layer: int = 24) -> bytes:
+    """The same drawing as :func:`render_svg`, as PNG bytes (drawn with Pillow, no SVG
+    rasteriser needed): for documents and viewers that take no SVG."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    lay = _layout(graph, max_per_layer)
+    image = Image.new("RGB", (lay.width, lay.height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    for sx, sy, ex, ey, rel in lay.arrows:
+        draw.line([(sx, sy), (sx, sy + _GAP_Y / 2), (ex, ey - _GAP_Y / 2), (ex, ey)],
+                  fill="#666666", width=1)
+        draw.polygon([(ex, ey), (ex - 4, ey - 8), (ex + 4, ey - 8)], fill="#666666")
+        draw.text(((sx + ex) / 2 + 4, (sy + ey) / 2 - 6), rel, fill="#444444", font=font)
+    for x, y, heading, sub, colour, _ in lay.boxes:
+        r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        tint = tuple(round(255 - 0.18 * (255 - c)) for c in (r, g, b))
+        draw.rounded_rectangle([x, y, x + _BOX_W, y + _BOX_H], radius=6, fill=tint,
+                               outline=colour, width=2)
+        draw.text((x + 8, y + 8), heading, fill="black", font=font)
+        draw.text((x + 8, y + 26), sub.replace("…", "~"), fill="#222222", font=font)
+    out = BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()

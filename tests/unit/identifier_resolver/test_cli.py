@@ -54,12 +54,14 @@ def test_resolve_deactivated_prints_history(env: dict[str, str], world: World) -
 
 
 def test_custody_tree_and_svg(env: dict[str, str], tmp_path: Path, world: World) -> None:
-    svg = tmp_path / "custody.svg"
+    svg, png = tmp_path / "custody.svg", tmp_path / "custody.png"
     out = CliRunner().invoke(app, ["custody", f"{P}/rep.2026-01", "--direction", "down",
-                                   "--depth", "3", "--svg", str(svg)], env=env)
+                                   "--depth", "3", "--svg", str(svg), "--png", str(png)],
+                             env=env)
     assert out.exit_code == 0, out.output
     assert "report" in out.output and "reading_range" in out.output
     assert ET.fromstring(svg.read_text()).tag.endswith("svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     up = CliRunner().invoke(app, ["custody", f"{P}/dev.m1", "--direction", "up"], env=env)
     assert up.exit_code == 0 and "enterprise" in up.output
     wrong = CliRunner().invoke(app, ["custody", f"{P}/dev.m1", "--direction", "left"], env=env)

@@ -10,7 +10,13 @@ from rich.console import Console
 
 from carbon_protocol.suites import PrivateKey
 from identifier_resolver import records as R
-from identifier_resolver.custody import reading_count, render_svg, render_tree, walk
+from identifier_resolver.custody import (
+    reading_count,
+    render_png,
+    render_svg,
+    render_tree,
+    walk,
+)
 from identifier_resolver.errors import DeactivatedError, InvalidRequestError, NotFoundError
 from identifier_resolver.models import CustodyGraph
 from identifier_resolver.resolver import Resolver
@@ -129,3 +135,18 @@ def test_rich_tree_and_svg(world: World) -> None:
     crowded = render_svg(graph, max_per_layer=2)
     assert "more reading_range" in crowded
     ET.fromstring(crowded)
+
+
+def test_png_draws_the_same_layout(world: World) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    graph = _walk(world, f"{P}/ent.steel", "down", 4)
+    svg = ET.fromstring(render_svg(graph))
+    image = Image.open(BytesIO(render_png(graph)))
+    assert image.format == "PNG"
+    assert image.size == (int(svg.attrib["width"]), int(svg.attrib["height"]))
+    # Boxes are drawn in their type's colour: the enterprise box's outline is there.
+    colours = {c for _, c in image.getcolors(maxcolors=1 << 16) or []}
+    assert (0x1F, 0x6F, 0x8B) in colours
