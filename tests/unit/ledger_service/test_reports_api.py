@@ -140,6 +140,9 @@ def test_offsets_report_json_and_pdf(world: World) -> None:
     outside = call(world, "POST", "/v1/reports", {
         **request, "period": period_from_label("2026-10-06").model_dump()})
     assert (outside.status, outside.body.get("code")) == (422, "report_error"), outside
+    daily = call(world, "POST", "/v1/reports", {**request, "quota": {"year": 2026,
+                                                                       "internal": "100"}})
+    assert (daily.status, daily.body["code"]) == (422, "invalid_quota_input")  # not monthly
 
 
 def test_cli_verifies_a_built_report_against_its_inventory_proofs(world: World,
