@@ -56,7 +56,8 @@ def _serve(settings: ResolverSettings, port: int) -> subprocess.Popen[bytes]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"node did not start: {proc.stderr.read() if proc.stderr else ''}")
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise AssertionError(f"node did not start: {err}")
         time.sleep(0.2)
 
 
