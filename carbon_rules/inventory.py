@@ -170,13 +170,21 @@ def rule_for_period(methodology: Methodology, period: Period,
     return methodology.require_in_force(RuleRef(methodology.id, number, end - 1))
 
 
-def period_from_label(label: str) -> Period:
-    """The UTC period a label names: ``2026`` (year), ``2026-Q4`` (quarter),
-    ``2026-10`` (month) or ``2026-10-05`` (day)."""
+def period_from_label(label: str, timezone: str = "UTC") -> Period:
+    """The period a label names: ``2026`` (year), ``2026-Q4`` (quarter), ``2026-10``
+    (month) or ``2026-10-05`` (day), in the calendar of ``timezone`` (an IANA name;
+    ``Asia/Shanghai`` for the months a Chinese regulator means). Outside UTC the
+    timezone is part of the label, since the bounds depend on it."""
     from datetime import UTC, date
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InventoryError(f"unknown timezone {timezone!r}", timezone=timezone) from None
 
     def at(d: date) -> str:
-        return format_utc(datetime(d.year, d.month, d.day, tzinfo=UTC))
+        return format_utc(datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC))
 
     try:
         parts = label.split("-")
@@ -203,7 +211,10 @@ def period_from_label(label: str) -> Period:
     except ValueError as exc:
         raise InventoryError(f"not a period label (2026, 2026-Q4, 2026-10, 2026-10-05): "
                              f"{label!r} ({exc})", label=label) from None
-    return Period(label=label, start=at(first), end=at(after))
+    shown = label if timezone == "UTC" else f"{label} {timezone}"
+    if len(shown) > 32:
+        raise InventoryError(f"period label {shown!r} is longer than 32 characters")
+    return Period(label=shown, start=at(first), end=at(after))
 
 
 def leaf_ranges(indices: Iterable[int]) -> list[LeafRange]:

@@ -236,12 +236,14 @@ def requeue(
 @app.command()
 def inventory(
     period: Annotated[str, typer.Argument(
-        help="period label: 2026 (year), 2026-Q4, 2026-10 (month) or 2026-10-05 (day), UTC")],
+        help="period label: 2026 (year), 2026-Q4, 2026-10 (month) or 2026-10-05 (day)")],
     device: Annotated[list[str] | None, typer.Option(
         "--device", help="only these devices (repeatable; default: every device with an "
                          "emission source and readings in the period)")] = None,
     methodology: Annotated[str, typer.Option(help="methodology id on the RuleRegistry")] = (
         "cn.enterprise-ghg"),
+    timezone: Annotated[str, typer.Option(
+        help="calendar of the period label (IANA name, e.g. Asia/Shanghai)")] = "UTC",
     rpc_url: Annotated[str | None, typer.Option(
         help="read the rules from the RuleRegistry on this chain (with --registry); "
              "default: relayed by the ledger, hashes checked")] = None,
@@ -261,7 +263,7 @@ def inventory(
 
     s = _settings(ledger)
     try:
-        span = period_from_label(period)
+        span = period_from_label(period, timezone)
         client = None
         if rpc_url is not None or registry is not None:
             if rpc_url is None or registry is None:

@@ -282,3 +282,22 @@ def test_register_deltas_win_over_interval_values(rules: Methodology, key: Priva
     recompute_inventory(inv, rules, {DEV: with_registers})
     with pytest.raises(InventoryMismatchError):
         recompute_inventory(inv, rules, {DEV: logged})
+
+
+def test_period_labels() -> None:
+    from carbon_rules.inventory import period_from_label
+
+    assert period_from_label("2026-10") == OCT_2026
+    q4 = period_from_label("2026-Q4")
+    assert (q4.start, q4.end) == ("2026-10-01T00:00:00Z", "2027-01-01T00:00:00Z")
+    assert period_from_label("2024-02-29").end == "2024-03-01T00:00:00Z"
+    assert period_from_label("2026").end == "2027-01-01T00:00:00Z"
+    # China Standard Time is UTC+8: its October starts at 16:00 UTC on 30 September.
+    cst = period_from_label("2026-10", "Asia/Shanghai")
+    assert (cst.label, cst.start, cst.end) == (
+        "2026-10 Asia/Shanghai", "2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z")
+    for bad in ("2026-13", "2026-Q5", "26-1-1-1", "2023-02-29", "october"):
+        with pytest.raises(InventoryError):
+            period_from_label(bad)
+    with pytest.raises(InventoryError, match="timezone"):
+        period_from_label("2026-10", "Mars/Olympus")
