@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -259,6 +259,84 @@ def devchain(
     except (LedgerError, ProtocolError) as exc:
         _fail(exc.diagnostics())
     raise typer.Exit(code)
+
+
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service: issue, "
+                         "list, revoke (on the database LEDGER_* settings name)")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _key_database() -> Any:
+    """The ledger's database, migrated; no chain needed to manage keys."""
+    from ._internal import migrations
+    from ._internal.db import make_engine
+    from .settings import Settings
+
+    engine = make_engine(Settings().resolved_database_url)
+    migrations.upgrade(engine)
+    return engine
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option(help="enterprise, gateway, buyer, verifier, regulator, "
+                                           "bank, association or admin")],
+    enterprise: Annotated[list[str] | None, typer.Option(
+        help="the key's enterprise (once for enterprise, gateway, buyer; any number of "
+             "times for a verifier)")] = None,
+    label: Annotated[str, typer.Option(help="who or what holds the key")] = "cli",
+) -> None:
+    """Issue a key and print it (stdout, alone): it is shown this once."""
+    from .auth import KeyCreate, create_key
+
+    try:
+        request = KeyCreate.model_validate({"role": role, "enterprises": enterprise or [],
+                                            "label": label})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail({"code": "invalid_input", "message": f"{first['msg']}"}, 2)
+    engine = _key_database()
+    try:
+        with engine.begin() as conn:
+            issued = create_key(conn, request)
+    finally:
+        engine.dispose()
+    console.print(f"issued key {issued.key_id} ({issued.role}"
+                  f"{': ' + ', '.join(issued.enterprises) if issued.enterprises else ''}); "
+                  "store it now, it is not shown again", highlight=False)
+    sys.stdout.write(issued.api_key + "\n")
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """Print every key (JSON, without secrets), revoked ones included."""
+    import json
+
+    from .auth import list_keys
+
+    engine = _key_database()
+    try:
+        with engine.connect() as conn:
+            keys = list_keys(conn)
+    finally:
+        engine.dispose()
+    sys.stdout.write(json.dumps([k.model_dump(mode="json") for k in keys], indent=2) + "\n")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key: every later request with it is refused (401)."""
+    from .auth import revoke_key
+
+    engine = _key_database()
+    try:
+        with engine.begin() as conn:
+            key = revoke_key(conn, key_id)
+    except LedgerError as exc:
+        _fail(exc.diagnostics())
+    finally:
+        engine.dispose()
+    console.print(f"revoked key {key.key_id} at {key.revoked_at}", highlight=False)
 
 
 def _mount_resolver_commands() -> None:

@@ -43,6 +43,7 @@ from node_gateway.uploader import Progress as FlushProgress
 from ._internal.chain_view_adapter import ClientChainView
 from ._internal.db import anchors, readings
 from .api import create_app
+from .auth import KeyCreate, Role, create_key
 from .ledger import Ledger
 from .settings import Settings
 
@@ -80,6 +81,14 @@ class DemoSummary:
     seconds: float = 0.0
 
 
+def _gateway_keys(ledger: Ledger) -> dict[str, str]:
+    """A new API key for each site's gateway, scoped to the demo enterprise."""
+    with ledger.engine.begin() as conn:
+        return {site: create_key(conn, KeyCreate(
+            role=Role.GATEWAY, enterprises=[ENTERPRISE], label=f"demo gateway {site}")).api_key
+            for site, _ in SITES}
+
+
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False)
@@ -98,10 +107,12 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
                                   log_id=f"{PREFIX}/log.main", log_suite="sm",
                                   anchor_every_leaves=5_000), rules=True)
     app = create_app(ledger)
+    api_keys = _gateway_keys(ledger)
     console.rule("[bold]1. registry: enterprise, sites, gateways, meters")
     gateways: list[Gateway] = []
     for site, suite in SITES:
-        gw = Gateway(data_dir / f"gateway-{site}", transport=HttpTransport.for_app(app),
+        gw = Gateway(data_dir / f"gateway-{site}",
+                     transport=HttpTransport.for_app(app, api_key=api_keys[site]),
                      suite=suite)  # type: ignore[arg-type]
         site_id = f"{PREFIX}/site.{site}"
         gw.ensure_organisation(Organisation(
@@ -220,10 +231,12 @@ def _inventory_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
     console.rule(f"[bold]4. inventories for {period.label}: computed and signed at the "
                  "gateways, recomputed and anchored by the ledger")
     registry = ledger.rules()  # the gateways read the chain's RuleRegistry directly
+    api_keys = _gateway_keys(ledger)
     rules = None  # one machine, one chain: read once, for the three gateways
     receipts = []
     for site, suite in SITES:
-        gw = Gateway(data_dir / f"gateway-{site}", transport=HttpTransport.for_app(app),
+        gw = Gateway(data_dir / f"gateway-{site}",
+                     transport=HttpTransport.for_app(app, api_key=api_keys[site]),
                      suite=suite, gateway_id=f"{PREFIX}/gw.{site}")  # type: ignore[arg-type]
         try:
             gw_inventory.ensure_gateway_key(gw)

@@ -152,7 +152,9 @@ class Gateway:
         s = settings or GatewaySettings()
         return cls(
             s.data_dir,
-            transport=transport or HttpTransport.for_url(s.ledger_url, timeout=s.timeout),
+            transport=transport or HttpTransport.for_url(
+                s.ledger_url, timeout=s.timeout,
+                api_key=None if s.api_key is None else s.api_key.get_secret_value()),
             suite=s.suite,
             gateway_id=s.resolved_gateway_id,
             batch_size=s.batch_size,

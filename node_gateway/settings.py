@@ -32,6 +32,10 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Path("gateway-data")
     """Holds ``keys/`` (private keys, 0700) and ``outbox.db`` (the durable outbox)."""
     ledger_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
+    """The ledger API key of this gateway (``carbon-ledger apikey create --role gateway
+    --enterprise <id>``), sent as ``Authorization: Bearer``; it may register and post
+    readings only for its enterprise's sites and devices."""
     suite: Literal["sm", "intl"] = "sm"
     """Crypto suite of newly created device keys."""
 

@@ -85,6 +85,10 @@ class Transport(Protocol):
         ...
 
 
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {} if api_key is None else {"authorization": f"Bearer {api_key}"}
+
+
 class HttpTransport:
     """:class:`Transport` over an ``httpx.Client`` (a live URL, or an in-process app)."""
 
@@ -93,15 +97,17 @@ class HttpTransport:
         self.name = name
 
     @classmethod
-    def for_url(cls, url: str, *, timeout: float = 30.0) -> HttpTransport:
-        """Talk to a ledger service over HTTP(S) at ``url``."""
+    def for_url(cls, url: str, *, timeout: float = 30.0,
+                api_key: str | None = None) -> HttpTransport:
+        """Talk to a ledger service over HTTP(S) at ``url``, presenting ``api_key``."""
         client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
-                              headers={"user-agent": "carbon-gateway/0.1"})
+                              headers={"user-agent": "carbon-gateway/0.1", **_auth(api_key)})
         return cls(client, name=url)
 
     @classmethod
-    def for_app(cls, app: Any) -> HttpTransport:
-        """Talk to an in-process ASGI app (e.g. ``ledger_service.api.create_app(...)``).
+    def for_app(cls, app: Any, *, api_key: str | None = None) -> HttpTransport:
+        """Talk to an in-process ASGI app (e.g. ``ledger_service.api.create_app(...)``),
+        presenting ``api_key``.
 
         Server-side exceptions come back as 500 answers, as they would over a network.
         """
@@ -114,7 +120,8 @@ class HttpTransport:
             from fastapi.testclient import TestClient
 
         return cls(TestClient(app, base_url="http://ledger.in-process",
-                              raise_server_exceptions=False), name="in-process ledger")
+                              raise_server_exceptions=False, headers=_auth(api_key)),
+                   name="in-process ledger")
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.name!r})"

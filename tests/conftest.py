@@ -181,11 +181,56 @@ def make_device(ledger: Any) -> Callable[..., Device]:
         ledger, suite, valid_from)
 
 
+def issue_api_key(led: Any, role: str = "admin", enterprises: tuple[str, ...] = ()) -> str:
+    """Issue an API key of ``role`` (scoped to ``enterprises``) in ``led``; its secret."""
+    from ledger_service.auth import KeyCreate, create_key
+
+    with led.engine.begin() as conn:
+        return create_key(conn, KeyCreate.model_validate(
+            {"role": role, "enterprises": list(enterprises), "label": f"test {role}"})).api_key
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The ``Authorization`` header of ``key``."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def api_key_factory() -> Callable[..., str]:
+    """``issue_api_key(ledger, role="admin", enterprises=())``: a new key's secret."""
+    return issue_api_key
+
+
 @pytest.fixture
 def client(ledger: Any) -> Any:
+    """An HTTP client of ``ledger``'s API, authenticated as an admin."""
     from fastapi.testclient import TestClient
 
     from ledger_service.api import create_app
 
-    with TestClient(create_app(ledger)) as c:
+    with TestClient(create_app(ledger), headers=bearer(issue_api_key(ledger))) as c:
         yield c
+
+
+@pytest.fixture
+def client_as(ledger: Any) -> Iterator[Callable[..., Any]]:
+    """Factory: an HTTP client of ``ledger``'s API authenticated with a new key of
+    ``role`` scoped to ``enterprises`` (default the test enterprise for the roles that
+    name one); ``role=None`` sends no key."""
+    from fastapi.testclient import TestClient
+
+    from ledger_service.api import create_app
+
+    app = create_app(ledger)
+    clients: list[Any] = []
+
+    def make(role: str | None, enterprises: tuple[str, ...] | None = None) -> Any:
+        if enterprises is None:
+            enterprises = (ENTERPRISE,) if role in ("enterprise", "gateway", "buyer") else ()
+        headers = {} if role is None else bearer(issue_api_key(ledger, role, enterprises))
+        clients.append(TestClient(app, headers=headers))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()

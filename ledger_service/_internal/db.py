@@ -198,6 +198,24 @@ inventories = Table(
     Column("received_at", String(20), nullable=False),
 )
 
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("key_hash", LargeBinary(32), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_at", String(20), nullable=False),
+    Column("revoked_at", String(20), nullable=True),
+)
+
+api_key_scopes = Table(
+    "api_key_scopes",
+    metadata,
+    Column("key_id", String(32), ForeignKey("api_keys.key_id"), primary_key=True),
+    Column("enterprise_id", String(200), primary_key=True),
+)
+
 
 def node_key(level: int, index: int) -> int:
     """The single-integer key of perfect subtree ``(level, index)``."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from .._internal.logging_setup import route_server_logs
 from ..ledger import Ledger
 from . import inventories, log, quotas, readings, registry, reports
+from .auth import install_auth
+from .deps import authorize
 from .errors import BodyLimit, install_error_handlers
 from .health import HealthSettings, install_health
 
@@ -23,11 +25,16 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 def create_app(ledger: Ledger, *, health: HealthSettings | None = None) -> FastAPI:
     """Build the API around an open :class:`Ledger`; ``health`` overrides the
-    ``LEDGER_HEALTH_*`` limits of ``/health``."""
+    ``LEDGER_HEALTH_*`` limits of ``/health``.
+
+    Every route gets :func:`~.deps.authorize`, which enforces the access policy the
+    route declared (see :mod:`ledger_service.auth`)."""
     app = FastAPI(title="carbon-ledger", version="0.1.0", lifespan=_lifespan,
-                  summary="Signed carbon readings, a Merkle log, on-chain anchors, offline proofs")
+                  summary="Signed carbon readings, a Merkle log, on-chain anchors, offline proofs",
+                  dependencies=[Depends(authorize)])
     app.state.ledger = ledger
     install_error_handlers(app)
+    install_auth(app)
     app.include_router(registry.router)
     app.include_router(readings.router)
     app.include_router(log.router)

@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._internal.clock import utc_now, utc_text
 from .._internal.db import anchors, readings
 from .._internal.metrics import INGEST_SECONDS, READINGS, REGISTRY, RPC_ERRORS
+from ..auth import public
 from ..errors import LedgerError
 from ..ledger import Ledger
 
@@ -389,12 +390,16 @@ def install_health(app: FastAPI, ledger: Ledger, settings: HealthSettings | None
     router = APIRouter(tags=["health"])
 
     @router.get("/health", responses={503: {"description": "degraded or down"}})
+    @public("load balancers and orchestrators probe it without credentials; it shows "
+            "component status and sizes, no data")
     def health() -> JSONResponse:
         """Database, chain and anchoring status; 200 when all are ok, else 503."""
         status, body = checker.report()
         return JSONResponse(body, status_code=status)
 
     @router.get("/metrics", response_class=Response)
+    @public("scraped by Prometheus inside the deployment's network; counters and sizes, no "
+            "data (restrict it at the network edge)")
     def metrics() -> Response:
         """Prometheus text exposition."""
         return Response(metrics_text(ledger_registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from carbon_protocol.inventory import InventoryProof, SignedInventory
 from carbon_rules.inventory_rules import methodology_to_json
 
 from .. import inventories
+from ..auth import Role, access, body, path, public
 from ..inventories import GatewayKeyCreate, GatewayKeyPublic, InventoryReceipt, StoredInventory
 from .deps import LedgerDep
 
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["inventories"])
 
 
 @router.post("/inventories", status_code=201, response_model=InventoryReceipt)
+@access(Role.ADMIN, Role.ENTERPRISE, Role.GATEWAY, owners=[body("inventory.gateway", "gateway")])
 def submit_inventory(body: SignedInventory, ledger: LedgerDep, response: Response) -> Any:
     """Check, recompute, store and log an inventory: 201 with a receipt, 200 for the same
     inventory again, or a typed 4xx error (which line differs, which readings are
@@ -30,6 +32,8 @@ def submit_inventory(body: SignedInventory, ledger: LedgerDep, response: Respons
 
 @router.get("/inventories/{inventory_id:path}/proof", response_model=InventoryProof,
             response_model_exclude_none=True)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE, Role.GATEWAY,
+        owners=[path("inventory_id", "inventory")])
 def inventory_proof(inventory_id: str, ledger: LedgerDep,
                     readings: bool = Query(False, description="include every reading used "
                                            "and their leaf-set proof")) -> Any:
@@ -38,6 +42,8 @@ def inventory_proof(inventory_id: str, ledger: LedgerDep,
 
 
 @router.get("/inventories/{inventory_id:path}", response_model=StoredInventory)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE, Role.GATEWAY,
+        owners=[path("inventory_id", "inventory")])
 def get_inventory(inventory_id: str, ledger: LedgerDep) -> Any:
     """A stored inventory with its receipt."""
     return ledger.inventory(inventory_id)
@@ -45,12 +51,14 @@ def get_inventory(inventory_id: str, ledger: LedgerDep) -> Any:
 
 @router.post("/gateways/{gateway_id:path}/keys", status_code=201,
              response_model=GatewayKeyPublic)
+@access(Role.ADMIN, Role.ENTERPRISE, Role.GATEWAY, owners=[path("gateway_id", "gateway")])
 def add_gateway_key(gateway_id: str, body: GatewayKeyCreate, ledger: LedgerDep) -> Any:
     """Register the key a gateway signs its inventories with."""
     return ledger.call(inventories.add_gateway_key, gateway_id, body)
 
 
 @router.get("/rules/{methodology_id}")
+@public("a copy of the RuleRegistry, which the chain publishes to everyone")
 def methodology(methodology_id: str, ledger: LedgerDep) -> Any:
     """Every version of a methodology as this ledger's chain publishes it, with the
     registry's address: for a gateway without its own connection to the chain (it

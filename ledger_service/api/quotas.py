@@ -13,6 +13,7 @@ from carbon_rules.errors import RulesError
 from carbon_rules.fixed_point import to_decimal
 from carbon_rules.quotas_reconcile import ReconcileInput, Reconciliation
 
+from ..auth import Role, access, body, query
 from ..reports import ReportServiceError, quota_client
 from .deps import LedgerDep
 
@@ -47,6 +48,8 @@ class ReconcileRequest(ReconcileInput):
 
 
 @router.get("", response_model=QuotaHistory)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
+        owners=[query("enterprise", "enterprise")])
 def quota(ledger: LedgerDep, registry: Annotated[Address, Query()],
           enterprise: Annotated[str, Query(min_length=1, max_length=256)],
           year: Annotated[int, Query(ge=1, le=9999)]) -> Any:
@@ -67,6 +70,8 @@ def quota(ledger: LedgerDep, registry: Annotated[Address, Query()],
 
 
 @router.post("/reconcile", response_model=Reconciliation)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
+        owners=[body("enterprise", "enterprise")])
 def reconcile_quota(body: ReconcileRequest, ledger: LedgerDep) -> Any:
     """Emissions to date, year-end forecast and surplus or deficit against the quota in
     force: the regulator's on chain (``registry``) overrides the ``internal`` one."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from carbon_protocol.models import ProofBundle, SignedReading
 
+from ..auth import Role, access, body, path
 from ..models import IngestResult, ReadingBatch, Receipt
 from .deps import LedgerDep
 
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/v1/readings", tags=["readings"])
 
 
 @router.post("", status_code=201, response_model=Receipt)
+@access(Role.ADMIN, Role.GATEWAY, owners=[body("reading.device", "device")])
 def ingest_one(body: SignedReading, ledger: LedgerDep, response: Response) -> Any:
     """Ingest one reading: 201 with a receipt, 200 for an identical resubmission, or a
     typed 4xx error with nothing stored."""
@@ -25,12 +27,15 @@ def ingest_one(body: SignedReading, ledger: LedgerDep, response: Response) -> An
 
 
 @router.post("/batch", response_model=IngestResult)
+@access(Role.ADMIN, Role.GATEWAY, owners=[body("readings[].reading.device", "device")])
 def ingest_batch(body: ReadingBatch, ledger: LedgerDep) -> Any:
     """Ingest up to ``max_batch`` readings; each gets a receipt or its own typed error."""
     return ledger.ingest(body.readings)
 
 
 @router.get("/{reading_id:path}/proof", response_model=ProofBundle)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.ENTERPRISE,
+        owners=[path("reading_id", "reading")])
 def proof_bundle(reading_id: str, ledger: LedgerDep) -> Any:
     """The offline proof bundle of a reading (once a final anchor covers it)."""
     return ledger.export_proof(reading_id)

@@ -13,6 +13,7 @@ from carbon_rules.reports import report_hash
 from carbon_rules.reports.pdf import render_pdf
 
 from .. import reports
+from ..auth import Role, access, body, path
 from ..reports import BuiltReport, OffsetClaimRequest, ReportRequest
 from .deps import LedgerDep
 
@@ -20,6 +21,8 @@ router = APIRouter(prefix="/v1", tags=["reports"])
 
 
 @router.post("/reports", status_code=201, response_model=BuiltReport)
+@access(Role.ADMIN, Role.ENTERPRISE,
+        owners=[body("enterprise.id", "enterprise"), body("inventory_ids[]", "inventory")])
 def build_report(body: ReportRequest, ledger: LedgerDep) -> Any:
     """Build a report (GB/T 32151 / ISO 14064-1 structure) from stored inventories,
     with quota reconciliation and recorded offsets if asked; returns its id and hash."""
@@ -28,6 +31,8 @@ def build_report(body: ReportRequest, ledger: LedgerDep) -> Any:
 
 @router.get("/reports/{report_id:path}/pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}}})
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
+        owners=[path("report_id", "report")])
 def report_pdf(report_id: str, ledger: LedgerDep) -> Response:
     """The report as PDF: charts, the hash on every page, a QR code of its proof link."""
     report = reports.load_report(ledger, report_id)
@@ -37,6 +42,8 @@ def report_pdf(report_id: str, ledger: LedgerDep) -> Response:
 
 
 @router.get("/reports/{report_id:path}", response_model=BuiltReport)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
+        owners=[path("report_id", "report")])
 def get_report(report_id: str, ledger: LedgerDep) -> Any:
     """A built report with its hash (what its QR code leads to)."""
     report = reports.load_report(ledger, report_id)
@@ -46,6 +53,7 @@ def get_report(report_id: str, ledger: LedgerDep) -> Any:
 
 
 @router.post("/offsets/claims", response_model=NettingResult)
+@access(Role.ADMIN, Role.ENTERPRISE, owners=[body("inventory_ids[]", "inventory")])
 def claim_offsets(body: OffsetClaimRequest, ledger: LedgerDep) -> Any:
     """Consume offsets (green power, GEC, CCER) against inventories' gross emissions:
     all or nothing; a serial or MWh already claimed is 409 ``offset_double_claim``."""

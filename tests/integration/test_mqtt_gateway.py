@@ -741,17 +741,21 @@ def test_meters_to_ledger_through_the_broker(
     import warnings
 
     from ledger_service.api import create_app
+    from ledger_service.auth import KeyCreate, Role, create_key
     from ledger_service.ledger import Ledger
     from ledger_service.settings import Settings
     from node_gateway.uploader import HttpTransport
 
     ledger = Ledger.open(Settings(data_dir=tmp_path / "ledger"))
     app = create_app(ledger)
+    with ledger.engine.begin() as conn:  # the gateway's key, for its enterprise
+        key = create_key(conn, KeyCreate(role=Role.GATEWAY,
+                                         enterprises=[f"{PREFIX}/ent.mqtt"])).api_key
 
     def transport() -> HttpTransport:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return HttpTransport.for_app(app)
+            return HttpTransport.for_app(app, api_key=key)
 
     org = Organisation(f"{PREFIX}/ent.mqtt", "MQTT Co.", f"{PREFIX}/{SITE}", "Plant", "CN-BJ",
                        f"{PREFIX}/gw.mqtt", "Edge")

@@ -116,6 +116,8 @@ class Cluster:
     a: Service
     b: Service
     database_url: str
+    api_key: str
+    """An admin's key (``carbon-ledger apikey create``) both services accept."""
 
 
 @pytest.fixture
@@ -140,7 +142,11 @@ def cluster(tmp_path: Path, fresh_pg: Any, anvil: Any) -> Iterator[Cluster]:
         deadline = time.monotonic() + 40
         for service in services:
             wait_until_up(service, deadline)
-        yield Cluster(*services, database_url=database_url)
+        issued = subprocess.run(
+            [str(Path(sys.executable).parent / "carbon-ledger"), "apikey", "create", "--role",
+             "admin"], env={**os.environ, **common}, capture_output=True, text=True, timeout=60)
+        assert issued.returncode == 0, issued.stderr
+        yield Cluster(*services, database_url=database_url, api_key=issued.stdout.strip())
     finally:
         for service in services:
             stop(service)
@@ -158,7 +164,9 @@ def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any
 
 def test_two_processes_one_log(cluster: Cluster, anvil: Any) -> None:
     a, b = cluster.a, cluster.b
-    clients = {s.name: httpx.Client(base_url=s.url, timeout=60) for s in (a, b)}
+    clients = {s.name: httpx.Client(base_url=s.url, timeout=60,
+                                    headers={"Authorization": f"Bearer {cluster.api_key}"})
+               for s in (a, b)}
     infos = {name: c.get("/v1/log").json() for name, c in clients.items()}
     # Both came up on the same log key (one created the file, the other read it) and
     # the same signing domain.

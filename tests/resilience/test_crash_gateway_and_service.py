@@ -65,6 +65,7 @@ START = "2025-01-06"  # a Monday
 PER_DAY = 96
 ANVIL_CHAIN_ID = CHAIN_IDS["anvil"]
 ANVIL_KEY = DEV_KEYS[0]
+GATEWAY_ENTERPRISE = "86.1000.1/ent.demo"  # carbon-gateway's default
 
 
 def clean_env() -> dict[str, str]:
@@ -82,6 +83,7 @@ class LedgerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    admin_key: str | None = None
 
     @property
     def url(self) -> str:
@@ -128,8 +130,20 @@ class LedgerProcess:
                 self.proc.kill()
                 self.proc.wait()
 
+    def issue_key(self, role: str, *enterprises: str) -> str:
+        """A new API key from ``carbon-ledger apikey create`` on this ledger's database."""
+        env = clean_env() | {"LEDGER_DATA_DIR": str(self.data_dir)} | self.extra_env
+        args = [a for e in enterprises for a in ("--enterprise", e)]
+        done = subprocess.run([str(BIN / "carbon-ledger"), "apikey", "create", "--role", role,
+                               *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     def get(self, path: str, **params: Any) -> Any:
-        r = httpx.get(self.url + path, params=params, timeout=30)
+        if self.admin_key is None:
+            self.admin_key = self.issue_key("admin")
+        r = httpx.get(self.url + path, params=params, timeout=30,
+                      headers={"Authorization": f"Bearer {self.admin_key}"})
         assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
         return r.json()
 
@@ -140,6 +154,7 @@ class GatewayCli:
 
     data_dir: Path
     ledger_url: str
+    api_key: str
 
     def __call__(self, *args: str, crash_at: str | None = None,
                  expect: int = 0) -> subprocess.CompletedProcess[str]:
@@ -151,6 +166,7 @@ class GatewayCli:
             "GATEWAY_BASE_DELAY": "0.05",
             "GATEWAY_MAX_DELAY": "0.1",
             "GATEWAY_TIMEOUT": "20",
+            "GATEWAY_API_KEY": self.api_key,
         }
         if crash_at:
             env["CARBON_CRASH_AT"] = crash_at
@@ -249,7 +265,7 @@ def test_gateway_crashes_lose_and_double_nothing(ledger_proc: LedgerProcess,
                                                  tmp_path: Path) -> None:
     led = ledger_proc
     led.start()
-    gw = GatewayCli(tmp_path / "gateway", led.url)
+    gw = GatewayCli(tmp_path / "gateway", led.url, led.issue_key("gateway", GATEWAY_ENTERPRISE))
     gw("provision")
     devices = len(gw.status()["devices"])
 
@@ -310,7 +326,7 @@ def test_service_crashes_lose_and_double_nothing(
     led = ledger_proc
     led.extra_env = settings | {"LEDGER_ANCHOR_EVERY_SECONDS": "1"}
     led.start(crash_at="ledger.before_commit:2")
-    gw = GatewayCli(tmp_path / "gateway", led.url)
+    gw = GatewayCli(tmp_path / "gateway", led.url, led.issue_key("gateway", GATEWAY_ENTERPRISE))
     gw("provision")
     gw("simulate", "--days", "2", "--start", START)
     domain = gw.status()["domain"]

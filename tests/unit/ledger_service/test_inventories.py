@@ -29,6 +29,7 @@ from carbon_rules.inventory_verify import verify_inventory
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
+from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.ledger import Ledger
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
@@ -54,7 +55,9 @@ class World:
 
 def _gateway(tmp: Path, app: Any, site: str, fleet: list[tuple[str, str]],
              suite: str) -> Gateway:
-    gw = Gateway(tmp / f"gw-{site}", transport=HttpTransport.for_app(app),
+    with app.state.ledger.engine.begin() as conn:  # the gateway's key, for its enterprise
+        key = create_key(conn, KeyCreate(role=Role.GATEWAY, enterprises=[ENTERPRISE])).api_key
+    gw = Gateway(tmp / f"gw-{site}", transport=HttpTransport.for_app(app, api_key=key),
                  suite=suite)  # type: ignore[arg-type]
     site_id = f"{PREFIX}/site.{site}"
     gw.ensure_organisation(Organisation(ENTERPRISE, "Inventory Test Co.", site_id, site,

@@ -23,6 +23,7 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service.api import create_app
+from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.deployment import Deployment, deploy
 from ledger_service.devchain import DEV_KEYS, DevNode, start_node
 from ledger_service.ledger import Ledger
@@ -56,7 +57,11 @@ def test_devchain_rules_ledger_gateway_and_cli_verify(anvil: DevNode, tmp_path: 
     assert ledger.chain.rule_registry_address == dep.rule_registry_address
     app = create_app(ledger)
     day = (datetime.fromtimestamp(head, UTC) + timedelta(days=1)).date()
-    gw = Gateway(tmp_path / "gw", transport=HttpTransport.for_app(app), suite="intl")
+    with ledger.engine.begin() as conn:  # the gateway's key, for its enterprise
+        key = create_key(conn, KeyCreate(role=Role.GATEWAY,
+                                         enterprises=[f"{PREFIX}/ent.anvil"])).api_key
+    gw = Gateway(tmp_path / "gw", transport=HttpTransport.for_app(app, api_key=key),
+                 suite="intl")
     try:
         gw.ensure_organisation(Organisation(f"{PREFIX}/ent.anvil", "Anvil Co.",
                                             f"{PREFIX}/site.anvil", "anvil", "Liaoning",

@@ -46,6 +46,7 @@ def live_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLedger
     import warnings
 
     from ledger_service.api import create_app
+    from ledger_service.auth import KeyCreate, Role, create_key
     from ledger_service.ledger import Ledger
     from ledger_service.settings import Settings
 
@@ -55,7 +56,10 @@ def live_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLedger
 
     ledger = Ledger.open(Settings(data_dir=tmp_path_factory.mktemp("ledger"),
                                   max_body_bytes=96 * 1024))
-    upstream = TestClient(create_app(ledger), raise_server_exceptions=False)
+    with ledger.engine.begin() as conn:  # the proxy presents an admin's key upstream
+        key = create_key(conn, KeyCreate(role=Role.ADMIN, label="flaky proxy")).api_key
+    upstream = TestClient(create_app(ledger), raise_server_exceptions=False,
+                          headers={"Authorization": f"Bearer {key}"})
     server = FlakyServer(upstream)
     server.start()
     yield LiveLedger(ledger, server)

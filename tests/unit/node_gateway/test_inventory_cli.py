@@ -25,6 +25,7 @@ def rules_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[obj
     import warnings
 
     from ledger_service.api import create_app
+    from ledger_service.auth import KeyCreate, Role, create_key
     from ledger_service.ledger import Ledger
     from ledger_service.settings import Settings
 
@@ -33,7 +34,10 @@ def rules_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[obj
         from fastapi.testclient import TestClient
 
     ledger = Ledger.open(Settings(data_dir=tmp_path_factory.mktemp("ledger")), rules=True)
-    upstream = TestClient(create_app(ledger), raise_server_exceptions=False)
+    with ledger.engine.begin() as conn:  # the proxy presents an admin's key upstream
+        key = create_key(conn, KeyCreate(role=Role.ADMIN, label="flaky proxy")).api_key
+    upstream = TestClient(create_app(ledger), raise_server_exceptions=False,
+                          headers={"Authorization": f"Bearer {key}"})
     server = FlakyServer(upstream)
     server.start()
     yield ledger, server.url

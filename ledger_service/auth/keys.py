@@ -1,0 +1,165 @@
+"""API keys: issued once, stored as a hash, checked in constant time, revocable.
+
+A key is ``clk_<key id>_<secret>``: the key id (16 hex digits) is public and finds the
+row; the secret is 32 random bytes (base64url) shown once, when the key is issued.
+The table keeps only SHA-256 of the whole key. A slow password hash (scrypt, Argon2)
+exists to make guessing a *low-entropy* password from its hash expensive; a 256-bit
+random secret cannot be guessed at any speed, so a plain SHA-256 is enough and keeps
+authentication to one hash per request. The stored hash is compared with
+:func:`hmac.compare_digest`, and an unknown key id costs the same comparison.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from sqlalchemy import Connection, insert, select, update
+
+from carbon_protocol.identifiers import IdentifierStr
+
+from .._internal.clock import utc_text
+from .._internal.db import api_key_scopes, api_keys
+from ..errors import ConflictError, NotFoundError
+from .errors import UnauthenticatedError
+from .roles import SCOPED_ROLES, UNSCOPED_ROLES, Role
+
+__all__ = ["ApiKeyPublic", "IssuedKey", "KeyCreate", "Principal", "authenticate",
+           "create_key", "list_keys", "revoke_key"]
+
+_KEY = re.compile(r"^clk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_DUMMY_HASH = hashlib.sha256(b"no such key").digest()
+
+
+class KeyCreate(BaseModel):
+    """What a new key is for: its role, the enterprises it may touch, a label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    enterprises: list[IdentifierStr] = Field(default_factory=list, max_length=1000)
+    """Exactly one for enterprise, gateway and buyer; none for regulator, bank,
+    association and admin; any number for a verifier (none: every enterprise)."""
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "unnamed"
+
+    @model_validator(mode="after")
+    def _scope_fits_role(self) -> KeyCreate:
+        if self.role in SCOPED_ROLES and len(self.enterprises) != 1:
+            raise ValueError(f"a {self.role} key names exactly one enterprise")
+        if self.role in UNSCOPED_ROLES and self.enterprises:
+            raise ValueError(f"a {self.role} key names no enterprise")
+        if len(set(self.enterprises)) != len(self.enterprises):
+            raise ValueError("an enterprise is named twice")
+        return self
+
+
+class ApiKeyPublic(BaseModel):
+    """A key as listed: everything but its secret (which is not stored)."""
+
+    key_id: str
+    role: Role
+    enterprises: list[str]
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+class IssuedKey(ApiKeyPublic):
+    """A key just issued: the only time its ``api_key`` is shown."""
+
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    key_id: str
+    role: Role
+    enterprises: frozenset[str]
+
+    @property
+    def scoped(self) -> bool:
+        """Whether this caller may touch only the enterprises it names."""
+        return self.role in SCOPED_ROLES or bool(self.enterprises)
+
+
+def _hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode("ascii")).digest()
+
+
+def create_key(conn: Connection, request: KeyCreate) -> IssuedKey:
+    """Issue a key; the returned ``api_key`` is the only copy of its secret."""
+    key_id = secrets.token_hex(8)
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    key = f"clk_{key_id}_{secret}"
+    now = utc_text()
+    conn.execute(insert(api_keys).values(key_id=key_id, role=request.role.value,
+                                         key_hash=_hash(key), label=request.label,
+                                         created_at=now, revoked_at=None))
+    if request.enterprises:
+        conn.execute(insert(api_key_scopes), [{"key_id": key_id, "enterprise_id": e}
+                                              for e in request.enterprises])
+    return IssuedKey(key_id=key_id, role=request.role, enterprises=list(request.enterprises),
+                     label=request.label, created_at=now, revoked_at=None, api_key=key)
+
+
+def list_keys(conn: Connection, *, include_revoked: bool = True) -> list[ApiKeyPublic]:
+    """Every key (without secrets), oldest first."""
+    query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    rows = conn.execute(query).mappings().all()
+    scopes: dict[str, list[str]] = {}
+    for key_id, enterprise in conn.execute(
+            select(api_key_scopes.c.key_id, api_key_scopes.c.enterprise_id)
+            .order_by(api_key_scopes.c.enterprise_id)):
+        scopes.setdefault(key_id, []).append(enterprise)
+    return [ApiKeyPublic(key_id=r["key_id"], role=Role(r["role"]),
+                         enterprises=scopes.get(r["key_id"], []), label=r["label"],
+                         created_at=r["created_at"], revoked_at=r["revoked_at"])
+            for r in rows]
+
+
+def revoke_key(conn: Connection, key_id: str) -> ApiKeyPublic:
+    """Revoke a key from now on; 404 if unknown, 409 if already revoked."""
+    done = conn.execute(update(api_keys).where(api_keys.c.key_id == key_id,
+                                               api_keys.c.revoked_at.is_(None))
+                        .values(revoked_at=utc_text()))
+    found = [k for k in list_keys(conn) if k.key_id == key_id]
+    if not found:
+        raise NotFoundError(f"no API key {key_id!r}", key_id=key_id)
+    if done.rowcount == 0:
+        raise ConflictError(f"API key {key_id} was revoked at {found[0].revoked_at}",
+                            key_id=key_id)
+    return found[0]
+
+
+def authenticate(conn: Connection, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header value.
+
+    Raises :class:`UnauthenticatedError` for a missing, malformed, unknown or revoked
+    key, with one message for all of them."""
+    if not authorization:
+        raise UnauthenticatedError("an API key is required: Authorization: Bearer <key>")
+    scheme, _, key = authorization.partition(" ")
+    match = _KEY.fullmatch(key.strip()) if scheme.lower() == "bearer" else None
+    if match is None:
+        raise UnauthenticatedError("the API key is not valid")
+    key_id = match.group(1)
+    row = conn.execute(select(api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked_at)
+                       .where(api_keys.c.key_id == key_id)).first()
+    stored = bytes(row.key_hash) if row is not None else _DUMMY_HASH
+    if not hmac.compare_digest(_hash(key.strip()), stored) or row is None \
+            or row.revoked_at is not None:
+        raise UnauthenticatedError("the API key is not valid")
+    enterprises = frozenset(conn.execute(select(api_key_scopes.c.enterprise_id).where(
+        api_key_scopes.c.key_id == key_id)).scalars())
+    return Principal(key_id=key_id, role=Role(row.role), enterprises=enterprises)
+

@@ -1,0 +1,36 @@
+"""The actors of the ledger (see ``MISSION.md``) as API roles, and how each is scoped."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Role", "SCOPED_ROLES", "UNSCOPED_ROLES"]
+
+
+class Role(StrEnum):
+    """What an API key may do is decided by its role (and, for some, its enterprises)."""
+
+    ENTERPRISE = "enterprise"
+    """A reporting enterprise: its own registry entries, inventories, reports."""
+    GATEWAY = "gateway"
+    """An edge gateway of one enterprise: registers its devices, posts their readings."""
+    REGULATOR = "regulator"
+    """Reads everything; registers enterprises."""
+    VERIFIER = "verifier"
+    """Reads what it verifies: every enterprise, or only those it is engaged by."""
+    BANK = "bank"
+    """Reads enterprises, inventories and reports to judge loans."""
+    ASSOCIATION = "association"
+    """Publishes rules on chain; through this API it reads only what is public."""
+    BUYER = "buyer"
+    """A data buyer (its own enterprise); the marketplace routes will grant it reads."""
+    ADMIN = "admin"
+    """The operator: issues and revokes keys, may call every route."""
+
+
+SCOPED_ROLES = frozenset({Role.ENTERPRISE, Role.GATEWAY, Role.BUYER})
+"""Roles whose key names exactly one enterprise and touches only that one."""
+
+UNSCOPED_ROLES = frozenset({Role.REGULATOR, Role.BANK, Role.ASSOCIATION, Role.ADMIN})
+"""Roles whose key names no enterprise. A verifier may name any number, or none
+(then it is unscoped like a regulator)."""
