@@ -134,16 +134,34 @@ class Period(_Wire):
 
 
 class LeafRange(_Wire):
-    """Leaf indices ``first..last`` (inclusive) of the ledger's Merkle log."""
+    """Leaf indices ``first, first + step, ..., last`` of the ledger's Merkle log.
+
+    A step, because a gateway delivers its meters' readings interleaved: one meter's
+    leaves in a batch of eight meters are every eighth leaf, one progression rather than
+    hundreds of single-leaf ranges (a month of a meter in tens of ranges, not thousands).
+    """
 
     first: SafeInt
     last: SafeInt
+    step: PositiveInt = 1
 
     @model_validator(mode="after")
     def _ordered(self) -> LeafRange:
         if self.last < self.first:
             raise ValueError(f"leaf range {self.first}..{self.last} is empty")
+        if (self.last - self.first) % self.step:
+            raise ValueError(f"leaf range {self.first}..{self.last} is not a whole number "
+                             f"of steps of {self.step}")
         return self
+
+    @property
+    def count(self) -> int:
+        """How many leaves the range names."""
+        return (self.last - self.first) // self.step + 1
+
+    def indices(self) -> range:
+        """The leaf indices, ascending."""
+        return range(self.first, self.last + 1, self.step)
 
 
 class ReadingSet(_Wire):
@@ -156,18 +174,20 @@ class ReadingSet(_Wire):
     first_seq: PositiveInt
     last_seq: PositiveInt
     leaves: list[LeafRange] = Field(min_length=1, max_length=1_000_000)
-    """Ascending, disjoint, non-adjacent ranges whose sizes add up to ``count``."""
+    """Ranges one after the other (each starts after the previous one's last leaf), in
+    the canonical form :func:`carbon_rules.inventory.leaf_ranges` makes, whose sizes
+    add up to ``count``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ReadingSet:
         if self.last_seq < self.first_seq:
             raise ValueError(f"sequence range {self.first_seq}..{self.last_seq} is empty")
         total = 0
-        previous = -2
+        previous = -1
         for r in self.leaves:
-            if r.first <= previous + 1:
-                raise ValueError("leaf ranges must be ascending, disjoint and not adjacent")
-            total += r.last - r.first + 1
+            if r.first <= previous:
+                raise ValueError("leaf ranges must follow one another in ascending order")
+            total += r.count
             previous = r.last
         if total != self.count:
             raise ValueError(f"leaf ranges hold {total} leaves, count says {self.count}")
@@ -175,7 +195,7 @@ class ReadingSet(_Wire):
 
     def leaf_indices(self) -> list[int]:
         """Every leaf index named, ascending."""
-        return [i for r in self.leaves for i in range(r.first, r.last + 1)]
+        return [i for r in self.leaves for i in r.indices()]
 
 
 class ActivityData(_Wire):

@@ -218,18 +218,21 @@ def period_from_label(label: str, timezone: str = "UTC") -> Period:
 
 
 def leaf_ranges(indices: Iterable[int]) -> list[LeafRange]:
-    """Sorted leaf indices as maximal runs ``first..last``."""
+    """Leaf indices as maximal arithmetic progressions, taken greedily from the lowest
+    index: the one canonical form an inventory may use (a recomputation compares it)."""
+    xs = sorted(indices)
     ranges: list[LeafRange] = []
-    first = last = -2
-    for i in sorted(indices):
-        if i == last + 1:
-            last = i
-            continue
-        if first >= 0:
-            ranges.append(LeafRange(first=first, last=last))
-        first = last = i
-    if first >= 0:
-        ranges.append(LeafRange(first=first, last=last))
+    i = 0
+    while i < len(xs):
+        if i + 1 == len(xs):
+            ranges.append(LeafRange(first=xs[i], last=xs[i]))
+            break
+        step = xs[i + 1] - xs[i]
+        j = i + 1
+        while j + 1 < len(xs) and xs[j + 1] - xs[j] == step:
+            j += 1
+        ranges.append(LeafRange(first=xs[i], last=xs[j], step=step))
+        i = j + 1
     return ranges
 
 

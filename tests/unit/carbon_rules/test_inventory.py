@@ -33,6 +33,7 @@ from carbon_rules.fixed_point import parse
 from carbon_rules.inventory import (
     InventoryError,
     InventoryMismatchError,
+    LeafRange,
     LoggedReading,
     UnsupportedSourceError,
     compute_inventory,
@@ -168,7 +169,7 @@ def test_only_readings_inside_the_period_are_used_and_gaps_are_counted(
     # with the larger neighbour (1000), conservatively and counted: 4 x 1000 kWh.
     assert line.activity.metered == "4000"
     assert (line.readings.first_seq, line.readings.last_seq) == (2, 5)
-    assert [(r.first, r.last) for r in line.readings.leaves] == [(5, 7)]
+    assert [(r.first, r.last, r.step) for r in line.readings.leaves] == [(5, 7, 1)]
     assert line.quality.sequence_gaps == 1 and inv.quality.sequence_gaps == 1
     assert line.quality.missing_filled == 1 and line.quality.readings == 3
 
@@ -265,9 +266,16 @@ def test_signature_covers_every_number(rules: Methodology, key: PrivateKey) -> N
 
 
 def test_leaf_ranges() -> None:
-    assert [(r.first, r.last) for r in leaf_ranges([7, 3, 4, 5, 9, 10])] == [
-        (3, 5), (7, 7), (9, 10)]
+    assert [(r.first, r.last, r.step) for r in leaf_ranges([7, 3, 4, 5, 9, 10])] == [
+        (3, 5, 1), (7, 9, 2), (10, 10, 1)]
+    # One meter of eight, delivered interleaved: every eighth leaf is one range.
+    interleaved = list(range(5, 8 * 500, 8)) + list(range(4005, 4005 + 8 * 300, 8))
+    (only,) = leaf_ranges(interleaved)
+    assert (only.first, only.step, only.count) == (5, 8, 800)
+    assert list(only.indices()) == interleaved
     assert leaf_ranges([]) == []
+    with pytest.raises(ValueError, match="whole number of steps"):
+        LeafRange(first=3, last=10, step=2)
 
 
 def test_register_deltas_win_over_interval_values(rules: Methodology, key: PrivateKey) -> None:

@@ -191,8 +191,8 @@ def test_readings_missing_from_the_claimed_range(world: World) -> None:
     line = run.signed.inventory.lines[0].readings
     beyond = world.ledger.tree_size() + 10
     leaves = [r.model_dump() for r in line.leaves[:-1]]
-    leaves.append({"first": beyond, "last": beyond + line.leaves[-1].last
-                   - line.leaves[-1].first})
+    last = line.leaves[-1]
+    leaves.append({"first": beyond, "last": beyond + last.last - last.first, "step": last.step})
     problem = _refused(world.a, _resign(world.a, run.signed.inventory,
                                         lines__0__readings__leaves=leaves))
     assert problem["code"] == "missing_readings"
