@@ -285,6 +285,10 @@ def apikey_create(
         help="the key's enterprise (once for enterprise, gateway, buyer; any number of "
              "times for a verifier)")] = None,
     label: Annotated[str, typer.Option(help="who or what holds the key")] = "cli",
+    stdin: Annotated[bool, typer.Option(
+        "--stdin", help="register the key read from stdin (from `apikey generate`) instead "
+                        "of a new one, e.g. the GATEWAY_API_KEY a deployment gives a gateway")
+    ] = False,
 ) -> None:
     """Issue a key and print it (stdout, alone): it is shown this once."""
     from .auth import KeyCreate, create_key
@@ -298,13 +302,23 @@ def apikey_create(
     engine = _key_database()
     try:
         with engine.begin() as conn:
-            issued = create_key(conn, request)
+            issued = create_key(conn, request, sys.stdin.readline().strip() if stdin else None)
+    except LedgerError as exc:
+        _fail(exc.diagnostics())
     finally:
         engine.dispose()
     console.print(f"issued key {issued.key_id} ({issued.role}"
                   f"{': ' + ', '.join(issued.enterprises) if issued.enterprises else ''}); "
                   "store it now, it is not shown again", highlight=False)
     sys.stdout.write(issued.api_key + "\n")
+
+
+@apikey_app.command("generate")
+def apikey_generate() -> None:
+    """Print a new well-formed key without registering it (for ``create --stdin``)."""
+    from .auth.keys import generate_key
+
+    sys.stdout.write(generate_key() + "\n")
 
 
 @apikey_app.command("list")

@@ -26,12 +26,12 @@ from carbon_protocol.identifiers import IdentifierStr
 
 from .._internal.clock import utc_text
 from .._internal.db import api_key_scopes, api_keys
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError, InvalidInputError, NotFoundError
 from .errors import UnauthenticatedError
 from .roles import SCOPED_ROLES, UNSCOPED_ROLES, Role
 
 __all__ = ["ApiKeyPublic", "IssuedKey", "KeyCreate", "Principal", "authenticate",
-           "create_key", "list_keys", "revoke_key"]
+           "create_key", "generate_key", "list_keys", "revoke_key"]
 
 _KEY = re.compile(r"^clk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").digest()
@@ -94,11 +94,25 @@ def _hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("ascii")).digest()
 
 
-def create_key(conn: Connection, request: KeyCreate) -> IssuedKey:
-    """Issue a key; the returned ``api_key`` is the only copy of its secret."""
-    key_id = secrets.token_hex(8)
+def generate_key() -> str:
+    """A new key (not registered anywhere): ``clk_<key id>_<32 random bytes>``."""
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-    key = f"clk_{key_id}_{secret}"
+    return f"clk_{secrets.token_hex(8)}_{secret}"
+
+
+def create_key(conn: Connection, request: KeyCreate, key: str | None = None) -> IssuedKey:
+    """Register ``key`` (default: a new one) for ``request``; the returned ``api_key`` is
+    the only copy of its secret the ledger ever holds.
+
+    Registering a given key lets a deployment hand the same secret to a gateway's
+    environment and to this call, so the ledger stores its hash and never the key."""
+    key = generate_key() if key is None else key
+    match = _KEY.fullmatch(key)
+    if match is None:
+        raise InvalidInputError("an API key is clk_<16 hex digits>_<43 base64url characters>")
+    key_id = match.group(1)
+    if conn.execute(select(api_keys.c.key_id).where(api_keys.c.key_id == key_id)).first():
+        raise ConflictError(f"API key {key_id} is already registered", key_id=key_id)
     now = utc_text()
     conn.execute(insert(api_keys).values(key_id=key_id, role=request.role.value,
                                          key_hash=_hash(key), label=request.label,

@@ -26,6 +26,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret-dummy",
     "LEDGER_ANCHOR_PRIVATE_KEY": "0x" + "11" * 32,
     "MQTT_PASSWORD": "mqtt-secret-dummy",
+    "GATEWAY_API_KEY": "clk_00aa00aa00aa00aa_" + "A" * 43,
 }
 #: Every variable compose requires: the secrets, and where the broker's certificates are.
 REQUIRED = SECRETS | {"MQTT_CERTS_DIR": str(ROOT / "var" / "mosquitto-certs")}

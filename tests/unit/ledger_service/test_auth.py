@@ -187,6 +187,14 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Any, monkeypatch: Any) -> 
             authenticate(conn, f"Bearer {key}")
         refused = runner.invoke(cli, ["apikey", "create", "--role", "gateway"])
         assert refused.exit_code == 2
+        # A deployment's own key (GATEWAY_API_KEY): generated, then registered by hash.
+        given = runner.invoke(cli, ["apikey", "generate"]).stdout.strip()
+        register = ["apikey", "create", "--role", "gateway", "--enterprise", A, "--stdin"]
+        assert runner.invoke(cli, register, input=given + "\n").exit_code == 0
+        with engine.connect() as conn:
+            assert authenticate(conn, f"Bearer {given}").enterprises == {A}
+        assert runner.invoke(cli, register, input=given + "\n").exit_code == 1  # registered
+        assert runner.invoke(cli, register, input="clk_short\n").exit_code == 1
     finally:
         engine.dispose()
 
