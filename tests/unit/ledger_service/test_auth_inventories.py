@@ -1,0 +1,133 @@
+"""Ownership of inventories and reports on real ones: a gateway of enterprise A computes,
+signs and submits an inventory with its own key, enterprise A builds a report from it;
+enterprise B, B's gateway and the roles outside the policy are refused, bank and
+regulator read."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from carbon_rules.inventory import period_from_label
+from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
+from ledger_service import registry
+from ledger_service.api import create_app
+from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.ledger import Ledger
+from ledger_service.models import EnterpriseCreate, GatewayCreate
+from ledger_service.settings import Settings
+from node_gateway import inventory as gw_inventory
+from node_gateway.gateway import DeviceSpec, Gateway, Organisation
+from node_gateway.uploader import HttpTransport
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
+    from fastapi.testclient import TestClient
+
+PREFIX = "86.1000.1"
+A, B = f"{PREFIX}/ent.own-a", f"{PREFIX}/ent.own-b"
+SITE = f"{PREFIX}/site.own-a"
+DAY = period_from_label("2026-10-05")
+
+
+@dataclass
+class World:
+    ledger: Ledger
+    app: Any
+    inventory_id: str
+    signed_inventory: dict[str, Any]
+    report_id: str
+    report_request: dict[str, Any]
+
+
+def _key(ledger: Ledger, role: Role, *enterprises: str) -> str:
+    with ledger.engine.begin() as conn:
+        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises))).api_key
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("auth-inventories")
+    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
+                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    app = create_app(ledger)
+    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(
+        app, api_key=_key(ledger, Role.GATEWAY, A)), suite="sm")
+    gw.ensure_organisation(Organisation(A, "Owner A", SITE, "mill", "Liaoning",
+                                        f"{PREFIX}/gw.own-a", "mill"))
+    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.own-a.elec", "electricity", SITE))
+    gw.simulate(datetime(2026, 10, 5, tzinfo=UTC), 1.25, seed=3)
+    gw.flush()
+    gw_inventory.ensure_gateway_key(gw)
+    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
+    receipt = gw_inventory.submit(gw, run.signed)
+    ledger.anchor_tick(force=True)
+    ledger.call(registry.create_enterprise, EnterpriseCreate(id=B, name="Owner B"))
+    ledger.call(registry.create_gateway, GatewayCreate(id=f"{PREFIX}/gw.own-b",
+                                                       enterprise_id=B, name="b"))
+    request = {"enterprise": {"id": A, "name": "Owner A"},
+               "boundary": {"sites": [{"id": SITE, "name": "mill"}]},
+               "period": DAY.model_dump(), "inventory_ids": [receipt["inventory_id"]],
+               "prepared_by": "energy office"}
+    with TestClient(app, headers={"Authorization": f"Bearer {_key(ledger, Role.ENTERPRISE, A)}"}
+                    ) as enterprise_a:
+        built = enterprise_a.post("/v1/reports", json=request)
+    assert built.status_code == 201, built.text
+    yield World(ledger, app, receipt["inventory_id"], run.signed.model_dump(mode="json"),
+                built.json()["report_id"], request)
+    gw.close()
+    ledger.engine.dispose()
+
+
+def _as(world: World, role: Role, *enterprises: str) -> TestClient:
+    key = _key(world.ledger, role, *enterprises)
+    return TestClient(world.app, headers={"Authorization": f"Bearer {key}"})
+
+
+def _reads(world: World) -> list[str]:
+    return [f"/v1/inventories/{world.inventory_id}", f"/v1/inventories/{world.inventory_id}/proof",
+            f"/v1/reports/{world.report_id}"]
+
+
+@pytest.mark.parametrize(("role", "enterprises", "allowed"), [
+    (Role.ENTERPRISE, (A,), True), (Role.GATEWAY, (A,), True), (Role.BANK, (), True),
+    (Role.REGULATOR, (), True), (Role.VERIFIER, (A,), True),
+    (Role.ENTERPRISE, (B,), False), (Role.GATEWAY, (B,), False), (Role.VERIFIER, (B,), False),
+    (Role.BUYER, (A,), False), (Role.ASSOCIATION, (), False),
+])
+def test_who_reads_an_inventory_and_its_report(world: World, role: Role,
+                                               enterprises: tuple[str, ...],
+                                               allowed: bool) -> None:
+    with _as(world, role, *enterprises) as http:
+        for path in _reads(world):
+            if role is Role.GATEWAY and path.startswith("/v1/reports"):
+                continue  # a gateway is not among the report's readers at all
+            answer = http.get(path)
+            if allowed:
+                assert answer.status_code == 200, (path, answer.text)
+            else:
+                assert (answer.status_code, answer.json()["code"]) == (403, "forbidden"), path
+
+
+def test_another_enterprise_cannot_report_claim_or_resubmit_as_inventory(world: World) -> None:
+    with _as(world, Role.ENTERPRISE, B) as b:
+        # B's report from A's inventory, and B posing as A: both refused.
+        as_b = {**world.report_request, "enterprise": {"id": B, "name": "Owner B"}}
+        assert b.post("/v1/reports", json=as_b).status_code == 403
+        assert b.post("/v1/reports", json=world.report_request).status_code == 403
+        claim = {"consumption_key": f"{B}/x", "inventory_ids": [world.inventory_id],
+                 "claims": [{"kind": "gec", "serials": ["GEC-B-1"]}]}
+        assert b.post("/v1/offsets/claims", json=claim).json()["code"] == "forbidden"
+    with _as(world, Role.GATEWAY, B) as gateway_b:
+        # A's signed inventory resubmitted by B's gateway: refused before it is checked.
+        answer = gateway_b.post("/v1/inventories", json=world.signed_inventory)
+        assert (answer.status_code, answer.json()["code"]) == (403, "forbidden")
+    with _as(world, Role.GATEWAY, A) as gateway_a:
+        # The same by A's own gateway is the idempotent resubmission: 200.
+        assert gateway_a.post("/v1/inventories", json=world.signed_inventory
+                              ).status_code == 200
