@@ -49,6 +49,7 @@ from ._internal.db import (
     anchors,
     authorities,
     links,
+    log_state,
     make_engine,
     record_versions,
     records,
@@ -88,7 +89,10 @@ _CHUNK = 900
 
 # The hot path's statements, built once (building one costs more than running it).
 _ROW = select(records.c.id, records.c.version, records.c.status, records.c.leaf_index,
-              records.c.signed).where(records.c.id == bindparam("id"))
+              records.c.signed,
+              select(log_state.c.tree_size).where(log_state.c.id == 1).scalar_subquery()
+              .label("visible")).where(records.c.id == bindparam("id"))
+"""The record and the tree size visible with it, in one statement (one snapshot)."""
 _HISTORY = select(record_versions.c.signed).where(
     record_versions.c.id == bindparam("id"), record_versions.c.version < bindparam("version")
 ).order_by(record_versions.c.version)
@@ -707,10 +711,11 @@ class Resolver:
             self._current = context
         return context
 
-    def _proofs(self, conn: Connection, indices: Sequence[int], signed: Sequence[bytes]
-                ) -> list[RecordProof]:
+    def _proofs(self, conn: Connection, indices: Sequence[int], signed: Sequence[bytes],
+                visible: int | None = None) -> list[RecordProof]:
         """Inclusion proofs for leaves read in ``conn``'s transaction (its snapshot)."""
-        context = self._context(max(indices), self.log.size(conn))
+        context = self._context(max(indices),
+                                self.log.size(conn) if visible is None else visible)
         paths = self.log.inclusion_proofs(conn, indices, context.size)
         log_key = _key_info(self.node_key.public_key())
         return [
@@ -728,7 +733,7 @@ class Resolver:
         if row.version > 1:
             history = [SignedRecord.model_validate_json(bytes(h.signed)) for h in conn.execute(
                 _HISTORY, {"id": row.id, "version": row.version})]
-        proof = self._proofs(conn, [int(row.leaf_index)], [data])[0]
+        proof = self._proofs(conn, [int(row.leaf_index)], [data], int(row.visible))[0]
         return Answer(kind=kind, query=query, node_id=self.node_id,
                       record=SignedRecord.model_validate_json(data), history=history,
                       proof=proof, delegations=list(auth_chain))
