@@ -47,18 +47,22 @@ class InventoryVerification:
     on_chain: dict[int, str] = field(default_factory=dict)
     """Line number -> emissions the contract computed (equal to the claimed ones)."""
     chain_checked: bool = False
+    signatures_checked: bool = False
 
 
 def verify_inventory(proof: InventoryProof, registry: RuleRegistryClient, *,
-                     chain: ChainView | None = None) -> InventoryVerification:
+                     chain: ChainView | None = None,
+                     check_signatures: bool = True) -> InventoryVerification:
     """Verify ``proof`` (module docstring); raise at the first failure: a
     ``BundleVerificationError`` for a protocol step, :class:`InventoryMismatchError`
-    (naming the line and field) or the contract's own error for the rule and numbers."""
+    (naming the line and field) or the contract's own error for the rule and numbers.
+    ``check_signatures``: also verify every reading's device signature (see
+    :func:`carbon_protocol.inventory.verify_inventory_proof`)."""
     from carbon_protocol.inventory import verify_inventory_proof
 
     if proof.readings is None:
         raise InventoryError("the proof carries no readings; ask for it with its readings")
-    proven = verify_inventory_proof(proof, chain=chain)
+    proven = verify_inventory_proof(proof, chain=chain, check_signatures=check_signatures)
     inv = proof.signed_inventory.inventory
     rule = inv.rule
     chain_id = int(registry.w3.eth.chain_id)
@@ -73,7 +77,8 @@ def verify_inventory(proof: InventoryProof, registry: RuleRegistryClient, *,
         by_device[signed.reading.device].append(LoggedReading(index, signed.reading))
     recompute_inventory(inv, methodology, by_device)
     report = InventoryVerification(proof.inventory_id, readings=len(proven),
-                                   chain_checked=chain is not None)
+                                   chain_checked=chain is not None,
+                                   signatures_checked=check_signatures)
     at = int(parse_utc(inv.period.start).timestamp())
     ref = RuleRef(rule.methodology_id, rule.version, at)
     for line in inv.lines:

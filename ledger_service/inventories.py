@@ -76,6 +76,7 @@ from .errors import (
     UnknownKeyError,
     WrongDomainError,
 )
+from .registry import device_key_info
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -451,8 +452,10 @@ def _proven_readings(ledger: Ledger, signed: SignedInventory, size: int) -> Prov
         nodes = leaf_set_proof_nodes(size, indices)
         # Each node is a subtree of the RFC 9162 tree: its hash is the log's range hash.
         hashes = ledger.log._ranges(conn, nodes)  # the hashes proofs are made of
-    return ProvenReadings(indices=indices, proof=[x.hex() for x in hashes],
-                          readings=[SignedReading.model_validate_json(data[i]) for i in indices])
+        used = [SignedReading.model_validate_json(data[i]) for i in indices]
+        keys = [device_key_info(conn, k) for k in sorted({u.reading.key_id for u in used})]
+    return ProvenReadings(indices=indices, proof=[x.hex() for x in hashes], readings=used,
+                          device_keys=keys)
 
 
 def proof(ledger: Ledger, ident: str, *, with_readings: bool = False) -> InventoryProof:

@@ -140,7 +140,8 @@ def test_monthly_flow_submit_anchor_prove_and_verify(world: World) -> None:
     assert proof.readings is not None and len(proof.readings.readings) == 288
     report = verify_inventory(proof, world.ledger.rules(),
                               chain=ClientChainView(world.ledger.chain))
-    assert report.readings == 288 and report.chain_checked
+    assert report.readings == 288 and report.chain_checked and report.signatures_checked
+    assert len(proof.readings.device_keys) == 3
     assert report.on_chain == {line.line: line.emissions for line in inv.lines}
 
     # A verifier handed a proof whose reading was altered finds it at the readings step.
@@ -148,6 +149,22 @@ def test_monthly_flow_submit_anchor_prove_and_verify(world: World) -> None:
     value = raw["readings"]["readings"][5]["reading"]["value"]
     raw["readings"]["readings"][5]["reading"]["value"] = value + "1"
     with pytest.raises(BundleVerificationError, match="step 7 \\(readings\\)"):
+        verify_inventory(type(proof).model_validate(raw), world.ledger.rules())
+
+    # Without the device keys the signatures cannot be checked: refused unless the
+    # verifier says it settles for readings proven to be in the log.
+    raw = proof.model_dump(mode="json")
+    raw["readings"]["device_keys"] = raw["readings"]["device_keys"][1:]
+    keyless = type(proof).model_validate(raw)
+    with pytest.raises(BundleVerificationError, match="carries no key"):
+        verify_inventory(keyless, world.ledger.rules())
+    assert not verify_inventory(keyless, world.ledger.rules(),
+                                check_signatures=False).signatures_checked
+    # A key revoked before the anchor: its readings no longer count.
+    raw["readings"]["device_keys"] = [
+        {**k, "revoked_at": "2026-10-01T00:00:00Z"}
+        for k in proof.model_dump(mode="json")["readings"]["device_keys"]]
+    with pytest.raises(BundleVerificationError, match="not valid when the tree head"):
         verify_inventory(type(proof).model_validate(raw), world.ledger.rules())
 
 
