@@ -84,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeviceNotOfGatewayError",
     "GatewayKeyCreate",
+    "GatewayKeyPublic",
     "InventoryMismatch",
     "InventoryReceipt",
     "InventoryRuleError",
@@ -95,6 +96,7 @@ __all__ = [
     "embedded_chain_with_rules",
     "get",
     "proof",
+    "registry_client",
     "submit",
 ]
 
@@ -163,6 +165,8 @@ class GatewayKeyCreate(BaseModel):
 
 
 class GatewayKeyPublic(BaseModel):
+    """A registered gateway key, as the API answers it."""
+
     model_config = ConfigDict(frozen=True)
 
     gateway: str
