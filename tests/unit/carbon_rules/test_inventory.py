@@ -309,3 +309,17 @@ def test_period_labels() -> None:
             period_from_label(bad)
     with pytest.raises(InventoryError, match="timezone"):
         period_from_label("2026-10", "Mars/Olympus")
+
+
+def test_a_relayed_methodology_must_match_its_published_hash(rules: Methodology) -> None:
+    from carbon_rules.errors import InvalidRuleError
+    from carbon_rules.inventory_rules import methodology_from_json, methodology_to_json
+
+    doc = methodology_to_json(rules)
+    assert methodology_from_json(doc) == rules
+    grid = next(f for f in doc["versions"][0]["factors"] if f["id"] == "ef.grid.CN")
+    grid["value"] = "0.3"  # a relay lowering the grid factor
+    with pytest.raises(InvalidRuleError, match="published hash"):
+        methodology_from_json(doc)
+    with pytest.raises(InvalidRuleError, match="not a methodology"):
+        methodology_from_json({"id": MID})
