@@ -9,7 +9,8 @@ Two parts per suite (the suite is the resolver log's and the prefix owner's):
    * ``in_process``: the resolver function itself, ``Resolver.resolve``, in this
      process pinned to one CPU: ``uncached`` (``cached=False``: record row, history,
      inclusion proof from stored nodes, answer built and serialised to JSON) and
-     ``cached`` (the answer cache warm);
+     ``cached`` (the answer cache warm); ``per_cpu_second`` divides by the thread's CPU
+     time, which other processes on the core do not inflate;
    * ``http``: ``GET /resolve/{id}`` against ``python -m benchmarks.resolver serve``: one
      uvicorn process (uvloop + httptools when ``uvicorn[standard]`` is installed, else
      asyncio + h11; the ``server`` field says which) serving
@@ -20,7 +21,10 @@ Two parts per suite (the suite is the resolver log's and the prefix owner's):
      machine with whatever else runs. ``uncached`` runs the server with
      ``RESOLVER_CACHE_SIZE=0``; ``cached`` first asks for every identifier once (so
      the run measures cached answers only: an earlier version warmed for 2 s at random
-     and measured a mix with ~15% misses, each costing ~1 ms). ``server_cpu_s`` shows
+     and measured a mix with ~15% misses, each costing ~1 ms). Each mode runs twice:
+     one request at a time per connection (``pipeline: 1``), and 8 pipelined per
+     connection (HTTP/1.1 pipelining, ``pipeline: 8``), which cuts the client's CPU per
+     request so the server is closer to saturated. ``server_cpu_s`` shows
      whether the server core was saturated; when it was not, the client was the limit,
      and ``per_server_cpu_second`` (answers per CPU second the server spent) is what
      one server core can carry.
@@ -213,10 +217,12 @@ async def _load(url: str, paths: list[str], seconds: float, *, each_once: bool =
     return ok, bad, sample
 
 
-def _rate(fn: Any, ids: list[str], seconds: float) -> tuple[float, int]:
+def _rate(fn: Any, ids: list[str], seconds: float) -> tuple[float, int, float]:
+    """Calls per wall second, calls, and the CPU seconds this thread spent (on a shared
+    machine the wall rate also counts time other processes held the core)."""
     rng = random.Random(7)
     n = 0
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.thread_time()
     deadline = start + seconds
     while True:
         for _ in range(64):
@@ -224,7 +230,7 @@ def _rate(fn: Any, ids: list[str], seconds: float) -> tuple[float, int]:
         n += 64
         now = time.perf_counter()
         if now >= deadline:
-            return n / (now - start), n
+            return n / (now - start), n, time.thread_time() - cpu0
 
 
 def _check_answers(answers: list[Any], trust: Any) -> None:
@@ -266,18 +272,20 @@ def resolutions(suite: str, quick: bool) -> None:
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {server_cpu})
         try:
-            rate, done = _rate(lambda i: resolver.resolve(i, cached=False), ids, SECONDS)
+            rate, done, cpu = _rate(lambda i: resolver.resolve(i, cached=False), ids, SECONDS)
             _check_answers([resolver.resolve(i, cached=False) for i in ids[:20]], trust)
             emit("resolutions_per_s", suite, rate, "resolutions/s", mode="in_process",
                  cache="uncached", target=UNCACHED_TARGET, meets_target=rate >= UNCACHED_TARGET,
-                 records=n, resolutions=done, cpu=server_cpu)
+                 records=n, resolutions=done, cpu=server_cpu, cpu_s=round(cpu, 2),
+                 per_cpu_second=round(done / cpu, 1) if cpu else None)
             for ident in ids:
                 resolver.resolve(ident)
-            rate, done = _rate(resolver.resolve, ids, SECONDS)
+            rate, done, cpu = _rate(resolver.resolve, ids, SECONDS)
             _check_answers([resolver.resolve(i) for i in ids[:20]], trust)
             emit("resolutions_per_s", suite, rate, "resolutions/s", mode="in_process",
                  cache="cached", target=CACHED_TARGET, meets_target=rate >= CACHED_TARGET,
-                 records=n, resolutions=done, cpu=server_cpu)
+                 records=n, resolutions=done, cpu=server_cpu, cpu_s=round(cpu, 2),
+                 per_cpu_second=round(done / cpu, 1) if cpu else None)
         finally:
             os.sched_setaffinity(0, before)
         resolver.engine.dispose()
