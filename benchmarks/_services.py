@@ -109,6 +109,18 @@ def services(count: int, database_url: str, data_dir: Path, suite: str,
                 proc.wait()
 
 
+def gateway_key(database_url: str, data_dir: Path) -> str:
+    """A gateway API key for the bench enterprise, from ``carbon-ledger apikey create``
+    on the services' database: the benchmarks pay the access check a gateway pays."""
+    env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_DATA_DIR": str(data_dir)}
+    done = subprocess.run([str(Path(sys.executable).parent / "carbon-ledger"), "apikey",
+                           "create", "--role", "gateway", "--enterprise", ENTERPRISE,
+                           "--label", "benchmark"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    check(done.returncode == 0, f"apikey create: {done.stderr[-500:]}")
+    return done.stdout.strip()
+
+
 def _post(client: Any, path: str, body: Any) -> Any:
     response = client.post(path, json=body)
     check(response.status_code in (200, 201), f"POST {path}: {response.status_code} "
@@ -116,11 +128,12 @@ def _post(client: Any, path: str, body: Any) -> Any:
     return response.json()
 
 
-def register(url: str, devices: list[BenchDevice], suite: str) -> None:
+def register(url: str, devices: list[BenchDevice], suite: str, api_key: str) -> None:
     """The bench enterprise, its site and ``devices`` with their keys, over HTTP."""
     import httpx
 
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60,
+                      headers={"Authorization": f"Bearer {api_key}"}) as client:
         _post(client, "/v1/enterprises", {"id": ENTERPRISE, "name": "Bench Steel"})
         _post(client, "/v1/sites", {"id": SITE, "enterprise_id": ENTERPRISE, "name": "Plant",
                                     "region": "Liaoning"})

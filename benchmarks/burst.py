@@ -51,7 +51,7 @@ from benchmarks._common import (
     progress,
     signed_reading,
 )
-from benchmarks._services import check_log, fresh_database, register, services
+from benchmarks._services import check_log, fresh_database, gateway_key, register, services
 
 DEVICES = 100
 CONCURRENCY = 200
@@ -74,8 +74,8 @@ def _presign(suite: str, per_device: int, domain: Any) -> tuple[list[BenchDevice
     return devices, bodies
 
 
-async def _burst(url: str, bodies: list[bytes],
-                 resend: list[int]) -> tuple[float, list[float], dict[int, Any]]:
+async def _burst(url: str, bodies: list[bytes], resend: list[int],
+                 api_key: str) -> tuple[float, list[float], dict[int, Any]]:
     """Post bodies (and the resends) with CONCURRENCY in flight; (wall seconds, latencies,
     the accepted receipt of each body).
 
@@ -93,7 +93,7 @@ async def _burst(url: str, bodies: list[bytes],
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in order:
         queue.put_nowait(i)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {api_key}"}
 
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(url, connector=connector,
@@ -142,9 +142,9 @@ async def _burst(url: str, bodies: list[bytes],
     return seconds, latencies, accepted
 
 
-def _one(database: str, url: str, bodies: list[bytes], suite: str) -> None:
+def _one(database: str, url: str, bodies: list[bytes], suite: str, api_key: str) -> None:
     resend = random.Random(11).sample(range(len(bodies)), min(RESENDS, len(bodies)))
-    seconds, latencies, receipts = asyncio.run(_burst(url, bodies, resend))
+    seconds, latencies, receipts = asyncio.run(_burst(url, bodies, resend, api_key))
     leaves = sorted(r["leaf_index"] for r in receipts.values())
     check(leaves == list(range(len(bodies))),
           "receipts do not name each leaf index 0..n-1 exactly once")
@@ -185,8 +185,9 @@ def run(suites: list[str], quick: bool) -> None:
                     if not bodies:
                         info = httpx.get(f"{url}/v1/log", timeout=10).json()
                         devices, bodies = _presign(suite, per_device, Domain(**info["domain"]))
-                    register(url, devices, suite)
-                    _one(database, url, bodies, suite)
+                    key = gateway_key(db_url, data_dir)
+                    register(url, devices, suite, key)
+                    _one(database, url, bodies, suite, key)
                     check_log(db_url, len(bodies))
 
 

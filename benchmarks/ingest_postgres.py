@@ -58,18 +58,27 @@ from benchmarks._common import (
     progress,
     signed_reading,
 )
-from benchmarks._services import check_log, cpu_seconds, fresh_database, register, services
+from benchmarks._services import (
+    check_log,
+    cpu_seconds,
+    fresh_database,
+    gateway_key,
+    register,
+    services,
+)
 
 BATCH = 1_000
 CLIENTS_PER_PROCESS = 2
 SCALING_TARGET = 1.5
-def _ingest(urls: list[str], bodies: list[bytes]) -> tuple[float, int, list[float]]:
+def _ingest(urls: list[str], bodies: list[bytes],
+            api_key: str) -> tuple[float, int, list[float]]:
     """Post every body, round-robin over the services, with CLIENTS_PER_PROCESS threads
     per service; (wall seconds, readings accepted, per-batch seconds)."""
     import httpx
 
     clients = [httpx.Client(base_url=url, timeout=300,
-                            headers={"content-type": "application/json"}) for url in urls]
+                            headers={"content-type": "application/json",
+                                     "authorization": f"Bearer {api_key}"}) for url in urls]
     queue = list(enumerate(bodies))
     lock = threading.Lock()
     accepted = [0]
@@ -161,10 +170,11 @@ def run(suites: list[str], quick: bool) -> None:
                     else:
                         check(info["domain"] == json.loads(bodies[0])["readings"][0]
                               ["reading"]["domain"], "the signing domain changed between runs")
-                    register(urls[0], devices, suite)
+                    key = gateway_key(url, data_dir)
+                    register(urls[0], devices, suite, key)
                     load_before = os.getloadavg()[0]
                     cpu_before = [cpu_seconds(pid) for _, pid in running]
-                    seconds, accepted, latencies = _ingest(urls, bodies)
+                    seconds, accepted, latencies = _ingest(urls, bodies, key)
                     cpu = [after - before for after, before in zip(
                         [cpu_seconds(pid) for _, pid in running], cpu_before, strict=True)]
                     check(accepted == n, f"[{suite}] {accepted} of {n} readings accepted")

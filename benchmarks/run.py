@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
+    access_check,
     anchor,
     anchor_latency,
     burst,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "ingest_pg": ingest_postgres.run,  # ingest_readings_per_s, 1 and 2 processes, scaling
     "burst": burst.run,  # burst_latency_ms p50/p99, 10,000 single-reading POSTs, 200 in flight
     "inventory_scale": inventory_scale.run,  # inventory_35m_seconds, _peak_rss_mib (35M readings)
+    "access_check": access_check.run,  # access_check_{single,unscoped}_us, _batch_ms (500 devices)
 }
 SUITES = ("sm", "intl")
 

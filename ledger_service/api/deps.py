@@ -20,7 +20,7 @@ from ..auth.owners import owners_of
 from ..auth.policy import Kind
 from ..ledger import Ledger
 
-__all__ = ["LedgerDep", "PrincipalDep", "authorize", "get_ledger"]
+__all__ = ["LedgerDep", "PrincipalDep", "authorize", "check_access", "get_ledger"]
 
 log = logging.getLogger("ledger_service.access")
 
@@ -69,8 +69,11 @@ def _named(policy: Policy, path: Mapping[str, Any], query: Mapping[str, list[str
     return named
 
 
-def _check(ledger: Ledger, policy: Policy, header: str | None, path: Mapping[str, Any],
-           query: Mapping[str, list[str]], payload: Any) -> Principal:
+def check_access(ledger: Ledger, policy: Policy, header: str | None,
+                 path: Mapping[str, Any], query: Mapping[str, list[str]],
+                 payload: Any) -> Principal:
+    """The blocking part of :func:`authorize`: authenticate the ``Authorization`` header,
+    find the owners of what the request names, apply ``policy``."""
     with ledger.reader.connect() as conn:
         principal = authenticate(conn, header)
         owners: dict[tuple[Kind, str], str | None] = {}
@@ -105,7 +108,7 @@ async def authorize(request: Request) -> Principal | None:
     query = {k: request.query_params.getlist(k) for k in request.query_params}
     try:
         principal = await run_in_threadpool(
-            _check, get_ledger(request), policy, request.headers.get("authorization"),
+            check_access, get_ledger(request), policy, request.headers.get("authorization"),
             dict(request.path_params), query, payload)
     except AccessError as exc:
         log.info("access refused: %s %s: %s", request.method, request.url.path, exc)

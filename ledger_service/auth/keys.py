@@ -167,13 +167,16 @@ def authenticate(conn: Connection, authorization: str | None) -> Principal:
     if match is None:
         raise UnauthenticatedError("the API key is not valid")
     key_id = match.group(1)
-    row = conn.execute(select(api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked_at)
-                       .where(api_keys.c.key_id == key_id)).first()
-    stored = bytes(row.key_hash) if row is not None else _DUMMY_HASH
-    if not hmac.compare_digest(_hash(key.strip()), stored) or row is None \
-            or row.revoked_at is not None:
+    # One round trip: the key's row once per enterprise it names (once if none).
+    rows = conn.execute(
+        select(api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked_at,
+               api_key_scopes.c.enterprise_id)
+        .outerjoin(api_key_scopes, api_key_scopes.c.key_id == api_keys.c.key_id)
+        .where(api_keys.c.key_id == key_id)).all()
+    stored = bytes(rows[0].key_hash) if rows else _DUMMY_HASH
+    if not hmac.compare_digest(_hash(key.strip()), stored) or not rows \
+            or rows[0].revoked_at is not None:
         raise UnauthenticatedError("the API key is not valid")
-    enterprises = frozenset(conn.execute(select(api_key_scopes.c.enterprise_id).where(
-        api_key_scopes.c.key_id == key_id)).scalars())
-    return Principal(key_id=key_id, role=Role(row.role), enterprises=enterprises)
+    enterprises = frozenset(r.enterprise_id for r in rows if r.enterprise_id is not None)
+    return Principal(key_id=key_id, role=Role(rows[0].role), enterprises=enterprises)
 
