@@ -3,6 +3,7 @@ answer with its ``WWW-Authenticate`` challenge (RFC 6750)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -16,6 +17,7 @@ from .deps import LedgerDep, PrincipalDep
 __all__ = ["install_auth", "router"]
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
+log = logging.getLogger("ledger_service.access")
 _EVERY_ROLE = tuple(Role)
 
 
@@ -29,10 +31,13 @@ class Caller(BaseModel):
 
 @router.post("/keys", status_code=201, response_model=IssuedKey)
 @access(Role.ADMIN)
-def create_key(body: KeyCreate, ledger: LedgerDep) -> Any:
+def create_key(body: KeyCreate, ledger: LedgerDep, caller: PrincipalDep) -> Any:
     """Issue a key: the answer is the only time its secret (``api_key``) is shown."""
     with ledger.engine.begin() as conn:
-        return api_keys.create_key(conn, body)
+        issued = api_keys.create_key(conn, body)
+    log.info("API key %s (%s %s) issued by key %s", issued.key_id, issued.role.value,
+             ",".join(issued.enterprises) or "-", caller.key_id if caller else "?")
+    return issued
 
 
 @router.get("/keys", response_model=list[ApiKeyPublic])
@@ -45,10 +50,12 @@ def list_keys(ledger: LedgerDep) -> Any:
 
 @router.post("/keys/{key_id}/revoke", response_model=ApiKeyPublic)
 @access(Role.ADMIN)
-def revoke_key(key_id: str, ledger: LedgerDep) -> Any:
+def revoke_key(key_id: str, ledger: LedgerDep, caller: PrincipalDep) -> Any:
     """Revoke a key: every later request with it is 401."""
     with ledger.engine.begin() as conn:
-        return api_keys.revoke_key(conn, key_id)
+        revoked = api_keys.revoke_key(conn, key_id)
+    log.info("API key %s revoked by key %s", key_id, caller.key_id if caller else "?")
+    return revoked
 
 
 @router.get("/whoami", response_model=Caller)

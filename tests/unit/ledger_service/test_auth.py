@@ -5,6 +5,7 @@ the admin routes and the CLI manage keys, the gateway sends its configured key."
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import pytest
@@ -121,11 +122,15 @@ def test_unauthenticated_before_the_body_is_judged(client_as: Any) -> None:
              "unauthenticated")
 
 
-def test_admin_manages_keys_over_http(ledger: Any, client_as: Any) -> None:
+def test_admin_manages_keys_over_http(ledger: Any, client_as: Any,
+                                      caplog: pytest.LogCaptureFixture) -> None:
     admin = client_as("admin")
-    issued = admin.post("/v1/auth/keys", json={"role": "gateway", "enterprises": [A],
-                                               "label": "edge 7"})
+    with caplog.at_level(logging.INFO, logger="ledger_service.access"):
+        issued = admin.post("/v1/auth/keys", json={"role": "gateway", "enterprises": [A],
+                                                   "label": "edge 7"})
     assert issued.status_code == 201
+    assert f"API key {issued.json()['key_id']} (gateway {A}) issued by key" in caplog.text
+    assert issued.json()["api_key"] not in caplog.text
     key = issued.json()["api_key"]
     gateway = create_app(ledger)
     from fastapi.testclient import TestClient
