@@ -9,7 +9,8 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 from fastapi.testclient import TestClient
@@ -155,6 +156,39 @@ def test_every_route_declares_a_policy_and_gets_the_one_check(ledger: Any) -> No
     others = {getattr(r, "path", None) for r in app.routes
               if type(r).__name__ == "Route"}  # FastAPI's own pages
     assert others <= FRAMEWORK_PATHS
+
+
+def _field_type(model: Any, dotted: str) -> Any:
+    """The type at ``dotted`` (``[]``: an item of a list) in a pydantic ``model``."""
+    here = model
+    for segment in dotted.split("."):
+        fields = getattr(here, "model_fields", {})
+        name = segment.removesuffix("[]")
+        assert name in fields, f"{here.__name__} has no field {name!r}"
+        here = fields[name].annotation
+        if segment.endswith("[]"):
+            assert get_origin(here) is list, f"{name} is not a list"
+            here = get_args(here)[0]
+        here = next((a for a in get_args(here) if a is not type(None)), here) \
+            if get_origin(here) in (Union, UnionType) else here
+        here = get_args(here)[0] if get_origin(here) is Annotated else here
+    return here
+
+
+def test_every_owner_ref_names_a_real_parameter_or_field(ledger: Any) -> None:
+    """A renamed body field or path parameter must not silently skip the ownership
+    check (absent fields are skipped, because validation refuses them)."""
+    for route in declared_routes(create_app(ledger)):
+        assert route.policy is not None
+        hints = get_type_hints(route.endpoint, include_extras=True)
+        for ref in route.policy.owners:
+            where = f"{route.method} {route.path}: {ref.describe()}"
+            if ref.source == "path":
+                assert re.search(rf"\{{{ref.name}(:\w+)?\}}", route.path), where
+            elif ref.source == "query":
+                assert ref.name in hints, where
+            else:
+                assert _field_type(hints["body"], ref.name) is str, where
 
 
 def test_a_route_without_a_policy_is_refused(ledger: Any, api_key_factory: Any) -> None:
