@@ -49,6 +49,15 @@ device -> site -> enterprise, gateway -> enterprise, reading -> device, inventor
 gateway, report -> its enterprise. An identifier that does not exist counts as another
 enterprise's (403), so a scoped key cannot probe what exists.
 
+Why the matrix looks as it does: only gateways (and the operator) post readings, and
+device signatures make even theirs unforgeable; enterprises and their gateways manage
+their own registry entries; a regulator reads everything and registers enterprises; a
+verifier reads readings, proofs, inventories and reports of what it verifies; a bank
+reads inventories and reports (the basis of a green loan) but not raw readings; the
+association publishes rules on chain, so through this API it needs only the public
+reads; a buyer gets nothing yet (the marketplace will grant it reads); only an admin
+manages keys.
+
 Cells: **all** = any identifier; **own** = only its enterprise's identifiers (a verifier:
 those of the enterprises it names; a verifier naming none is like a regulator: all);
 **self** = only about its own key; **-** = refused (403); **public** = no key needed.
