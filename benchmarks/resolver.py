@@ -37,8 +37,9 @@ Two parts per suite (the suite is the resolver log's and the prefix owner's):
    what is walked) ingests 15-minute readings of 100 meters for 30 days (quick: 2),
    anchoring once per day. ``bridge.sync_ledger`` registers the ledger's identifiers
    in a resolver mounted in-process on the ledger's own chain: 100 meters x 30 daily
-   windows = 3,000 reading ranges. Inventories and reports do not exist in the ledger
-   yet, so the benchmark registers a **stand-in** in the resolver: one monthly
+   windows = 3,000 reading ranges. This ledger has no rules chain, hence no inventories
+   of its own (reports are not logged by the ledger at all), so the benchmark registers
+   a **stand-in** in the resolver: one monthly
    inventory per meter (``computed_from`` its 30 ranges) and one monthly report
    (``summarises`` the 100 inventories). Timed: ``custody(report, "down", depth=2)``
    in-process (median of 7 after a warm-up), without and with per-node proofs, and over

@@ -14,15 +14,19 @@ calibration     ``<p>/cal.<device suffix>``         calibrates → device
 tree_head       ``<log p>/th.<log suffix>.<size>``  —
 anchor          ``<log p>/anchor.<log s>.<size>``   anchors → tree head
 reading_range   ``<log p>/rr.<device s>.<a>-<b>``   measured_by → device, logged_in → tree head
+inventory       the ledger's inventory id           computed_from → the reading ranges of
+                                                    the readings its lines used
 ==============  ==================================  =======================================
 
 Reading ranges: the log is cut at the sizes of its final anchors; window ``[a, b)``
 holds, per device, the readings whose leaf index lies in it. A range record gives
 their count, sequence and leaf bounds, and as ``hash`` the RFC 9162 Merkle tree hash
 of that device's leaf hashes in leaf order (a holder of the readings recomputes it).
-The anchor record of ``b`` is registered after the ranges of ``[a, b)``, so it marks the
-window done and later runs scan only new windows. Readings after the last final anchor
-wait for the next one.
+The anchor record of ``b`` is registered after the ranges and inventories of ``[a, b)``,
+so it marks the window done and later runs scan only new windows. Readings after the
+last final anchor wait for the next one. An inventory (a leaf of the same log) links
+``computed_from`` every reading range holding a leaf its lines name; its ``hash`` is its
+leaf hash in the ledger's log, so its ledger proof and its record prove the same thing.
 
 Idempotent: a record whose content already matches is left alone; one whose ledger
 facts changed (a key revoked, a calibration renewed) gets a new version; an anchor the
@@ -245,6 +249,9 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
             row.id: row.enterprise_id for row in conn.execute(
                 select(tables.devices.c.id, tables.sites.c.enterprise_id)
                 .join(tables.sites, tables.sites.c.id == tables.devices.c.site_id))}
+        enterprise_of_gateway: dict[str, str] = {
+            row.id: row.enterprise_id for row in conn.execute(
+                select(tables.gateways.c.id, tables.gateways.c.enterprise_id))}
         anchor_rows = conn.execute(select(tables.anchors).order_by(tables.anchors.c.id)
                                    ).mappings().all()
         final = {int(r["tree_size"]): r for r in anchor_rows if r["status"] == "final"}
@@ -297,6 +304,8 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
                           "first_seq": min(seqs), "last_seq": max(seqs)}))
                 report.readings += len(rows)
             submit(ranges)
+            submit(_inventory_specs(conn, tables, log_id, log_suite, start, end, boundaries,
+                                    enterprise_of_gateway))
             row = final[end]
             submit([_Spec(
                 anchor_id(log_id, end), "anchor", log_id,
@@ -324,6 +333,59 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
     if out:
         sink.submit(out)
     return report
+
+
+_MAX_LINKS = 50_000  # a record's link limit (models.Record)
+
+
+def _ranges_of(leaves: Sequence[Mapping[str, Any]], windows: Sequence[tuple[int, int]]
+               ) -> list[tuple[int, int]]:
+    """The windows holding at least one leaf of the progressions ``leaves``
+    (``first, first + step, ..., last``)."""
+    found: list[tuple[int, int]] = []
+    for a, b in windows:
+        for lr in leaves:
+            first, last, step = int(lr["first"]), int(lr["last"]), int(lr.get("step", 1))
+            if last < a or first >= b:
+                continue
+            k = 0 if first >= a else -(-(a - first) // step)
+            if first + k * step <= last and first + k * step < b:
+                found.append((a, b))
+                break
+    return found
+
+
+def _inventory_specs(conn: Any, tables: Any, log_id: str, suite: SuiteName, start: int,
+                     end: int, boundaries: Sequence[int], enterprise_of_gateway: Mapping[str, str]
+                     ) -> list[_Spec]:
+    """Records of the inventories logged at leaves ``[start, end)``."""
+    inv = tables.inventories
+    windows = list(zip([0, *boundaries], boundaries, strict=False))
+    specs = []
+    for row in conn.execute(select(inv).where(inv.c.leaf_index >= start, inv.c.leaf_index < end)
+                            .order_by(inv.c.leaf_index)).mappings():
+        doc = json.loads(bytes(row["leaf_data"]))["inventory"]
+        targets: list[str] = []
+        devices: list[str] = []
+        for line in doc["lines"]:
+            device = str(line["readings"]["device"])
+            devices.append(device)
+            targets.extend(range_id(log_id, device, a, b)
+                           for a, b in _ranges_of(line["readings"]["leaves"], windows))
+        if len(targets) > _MAX_LINKS:  # too many windows: link the meters instead
+            targets = devices
+        specs.append(_Spec(
+            row["id"], "inventory", enterprise_of_gateway.get(row["gateway_id"],
+                                                              row["gateway_id"]),
+            hash=HashRef(alg="sm3" if suite == "sm" else "sha256",
+                         value=bytes(row["leaf_hash"]).hex()),
+            links=[Link(rel="computed_from", target=t) for t in dict.fromkeys(targets)],
+            data={"gateway": row["gateway_id"], "period": row["period_label"],
+                  "period_start": row["period_start"], "period_end": row["period_end"],
+                  "methodology": row["methodology_id"], "rule_version": int(row["rule_version"]),
+                  "total": str(row["total"]), "lines": len(doc["lines"]), "log_id": log_id,
+                  "leaf_index": int(row["leaf_index"])}))
+    return specs
 
 
 def _log_key_hex(log_id: str) -> str:
