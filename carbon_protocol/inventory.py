@@ -22,9 +22,17 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 from .canonical import canonical_json
 from .chain_view import ChainLookupError, ChainView, log_key
@@ -145,6 +153,17 @@ class LeafRange(_Wire):
     first: SafeInt
     last: SafeInt
     step: PositiveInt = 1
+    """Absent from the JSON when 1 (a contiguous range), so the form is one."""
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.step == 1:
+            data.pop("step", None)
+        return data
+
+    def __str__(self) -> str:
+        return f"{self.first}..{self.last}" + (f" every {self.step}" if self.step > 1 else "")
 
     @model_validator(mode="after")
     def _ordered(self) -> LeafRange:

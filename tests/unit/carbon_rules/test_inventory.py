@@ -276,6 +276,10 @@ def test_leaf_ranges() -> None:
     assert leaf_ranges([]) == []
     with pytest.raises(ValueError, match="whole number of steps"):
         LeafRange(first=3, last=10, step=2)
+    # One JSON form per range: a contiguous one carries no step.
+    assert LeafRange(first=3, last=5).model_dump() == {"first": 3, "last": 5}
+    assert LeafRange(first=3, last=9, step=2).model_dump() == {"first": 3, "last": 9, "step": 2}
+    assert str(only) == "5..6397 every 8" and str(LeafRange(first=1, last=1)) == "1..1"
 
 
 def test_register_deltas_win_over_interval_values(rules: Methodology, key: PrivateKey) -> None:
