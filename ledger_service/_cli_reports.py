@@ -95,19 +95,20 @@ def report_build(
     request: Annotated[Path, typer.Argument(help="JSON request (the body of POST /v1/reports)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write")] = None,
 ) -> None:
-    """Build a report from inventories the ledger holds; writes {report_id, hash, report}
-    and keeps the report under <data_dir>/reports."""
+    """Build a report from inventories the ledger holds and append it to the ledger's
+    log; writes {report_id, hash, suite, leaf_index, leaf_hash, report}."""
     from .errors import LedgerError
     from .ledger import Ledger
     from .reports import ReportRequest, build
 
     req = _read(ReportRequest, request)
     try:
-        built = build(Ledger.open(), req)
+        _, built = build(Ledger.open(), req)
     except LedgerError as exc:
         _fail(exc.diagnostics())
     _write(built.model_dump_json(indent=2) + "\n", out)
-    console.print(f"report {built.report_id} {built.suite} hash {built.hash}")
+    console.print(f"report {built.report_id} {built.suite} hash {built.hash} "
+                  f"leaf {built.leaf_index}")
 
 
 @report_app.command("hash")

@@ -93,6 +93,7 @@ __all__ = [
     "ReadingsOmittedError",
     "StoredInventory",
     "add_gateway_key",
+    "anchor_covering",
     "embedded_chain_with_rules",
     "get",
     "proof",
@@ -462,39 +463,46 @@ def _proven_readings(ledger: Ledger, signed: SignedInventory, size: int) -> Prov
                           device_keys=keys)
 
 
+def anchor_covering(ledger: Ledger, index: int, what: str) -> AnchorRef:
+    """The first final anchor whose tree holds leaf ``index`` (``what`` names the leaf
+    in the error when none does yet)."""
+    with ledger.reader.connect() as conn:
+        anchor = conn.execute(
+            select(anchors).where(anchors.c.status == "final", anchors.c.tree_size > index)
+            .order_by(anchors.c.tree_size).limit(1)).mappings().first()
+    if anchor is None:
+        raise NotFoundError(f"{what} is not yet covered by a final anchor; "
+                            "try again after the next anchor", leaf_index=index)
+    from carbon_protocol.chain_view import log_key as log_key_of
+
+    return AnchorRef(
+        chain_id=ledger.domain.chain_id, contract=ledger.domain.contract,
+        log_key=log_key_of(ledger.settings.log_id).hex(), tree_size=int(anchor["tree_size"]),
+        root_hash=bytes(anchor["root_hash"]).hex(), tx_hash=anchor["tx_hash"],
+        block_number=anchor["block_number"], block_hash=anchor["block_hash"],
+        block_timestamp=anchor["block_timestamp"], submitter=anchor["submitter"])
+
+
 def proof(ledger: Ledger, ident: str, *, with_readings: bool = False) -> InventoryProof:
     """The inventory's proof: its leaf, inclusion in the first final anchored tree head
     covering it, the gateway key, the log key and the anchor; with ``with_readings``,
     every reading it used and their leaf-set proof against the same tree head."""
     stored = get(ledger, ident)
     index = stored.receipt.leaf_index
+    anchor = anchor_covering(ledger, index, f"inventory {ident}")
     with ledger.reader.connect() as conn:
-        anchor = conn.execute(
-            select(anchors).where(anchors.c.status == "final", anchors.c.tree_size > index)
-            .order_by(anchors.c.tree_size).limit(1)).mappings().first()
-        if anchor is None:
-            raise NotFoundError(f"inventory {ident} is not yet covered by a final anchor; "
-                                "try again after the next anchor", id=ident)
         key = conn.execute(select(gateway_keys).where(
             gateway_keys.c.key_id == stored.signed_inventory.inventory.key_id)).mappings().one()
-    size = int(anchor["tree_size"])
+    size = anchor.tree_size
     path = ledger.inclusion_proof(index, size)
     sth = ledger.tree_head(size)
     assert sth is not None
-    from carbon_protocol.chain_view import log_key as log_key_of
-
     return InventoryProof(
         inventory_id=ident, signed_inventory=stored.signed_inventory,
         gateway_key=PublicKeyInfo(suite=key["suite"], public_key=key["public_key"],
                                   key_id=key["key_id"]),
         leaf_index=index, leaf_hash=stored.receipt.leaf_hash,
         inclusion_proof=[p.hex() for p in path], signed_tree_head=sth,
-        log_key=ledger.log_key_info(),
-        anchor=AnchorRef(
-            chain_id=ledger.domain.chain_id, contract=ledger.domain.contract,
-            log_key=log_key_of(ledger.settings.log_id).hex(), tree_size=size,
-            root_hash=bytes(anchor["root_hash"]).hex(), tx_hash=anchor["tx_hash"],
-            block_number=anchor["block_number"], block_hash=anchor["block_hash"],
-            block_timestamp=anchor["block_timestamp"], submitter=anchor["submitter"]),
+        log_key=ledger.log_key_info(), anchor=anchor,
         readings=_proven_readings(ledger, stored.signed_inventory, size)
         if with_readings else None)

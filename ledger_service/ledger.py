@@ -51,6 +51,7 @@ from ._internal.db import (
     make_engine,
     reader,
     readings,
+    reports,
     tree_heads,
 )
 from ._internal.faults import crash_point
@@ -423,20 +424,23 @@ class Ledger:
                               last_seq=seqs[-1] if seqs else None, missing=missing)
 
     def leaf_hash(self, index: int) -> bytes:
-        """The stored leaf hash at ``index`` (a reading's or an inventory's)."""
+        """The stored leaf hash at ``index`` (a reading's, an inventory's or a report's)."""
         with self.reader.connect() as conn:
             leaf = conn.execute(select(readings.c.leaf_hash)
                                 .where(readings.c.leaf_index == index)).scalar_one_or_none()
             if leaf is None:
                 leaf = conn.execute(select(inventories.c.leaf_hash).where(
                     inventories.c.leaf_index == index)).scalar_one_or_none()
+            if leaf is None:
+                leaf = conn.execute(select(reports.c.leaf_hash).where(
+                    reports.c.leaf_index == index)).scalar_one_or_none()
         if leaf is None:
             raise NotFoundError(f"no leaf at index {index}", leaf_index=index)
         return bytes(leaf)
 
     def append_leaf(self, write: Callable[[Connection, int], bytes], *,
                     unless: Callable[[Connection], bool] | None = None) -> int | None:
-        """Append one leaf that is not a reading (an inventory): ``write(conn, index)``
+        """Append one leaf that is not a reading (an inventory, a report): ``write(conn, index)``
         stores its row in the appending transaction and returns its leaf hash. Skipped,
         returning ``None``, when ``unless(conn)`` holds under the log lock (another
         process appended the same object first). Returns the leaf index."""

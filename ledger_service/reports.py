@@ -3,27 +3,32 @@
 The accounting lives in :mod:`carbon_rules` (quota book, reconciliation, offsets
 ledger, report structure and PDF); this module feeds it from the ledger: inventories
 by id with their log leaf and anchor, the ledger's chain for the ``QuotaRegistry``,
-``<data_dir>/offsets.sqlite`` for consumed offsets, ``<data_dir>/reports/`` for built
-reports (served at the report's proof link). Errors of the rule package leave as
+``<data_dir>/offsets.sqlite`` for consumed offsets. Errors of the rule package leave as
 :class:`ReportServiceError`, a :class:`LedgerError` with the rule error's code.
 
-A built report's hash is :func:`carbon_rules.reports.report_hash`; the ledger's log has
-no table for report leaves yet, so appending it to the log is left to the ledger
-(``Ledger.append_leaf`` needs a row of its own).
+A built report is anchored like an inventory: its RFC 8785 bytes
+(:func:`carbon_rules.reports.report_bytes`) are appended to the ledger's Merkle log as
+one leaf and kept in the ``reports`` table, so the next anchor covers it and
+:func:`proof` proves it (the link its PDF's QR code carries). Building the same report
+again finds the same leaf: a report's id is its hash.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Connection, select
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.identifiers import IdentifierStr
 from carbon_protocol.inventory import FixedStr, Period
-from carbon_protocol.models import Address
+from carbon_protocol.merkle import leaf_hash
+from carbon_protocol.models import Address, AnchorRef, PublicKeyInfo, SignedTreeHead
+from carbon_protocol.suites import hash_fn
 from carbon_rules.errors import (
     OffsetDoubleClaimError,
     QuotaNotIssuedError,
@@ -54,20 +59,27 @@ from carbon_rules.reports import (
     report_id,
 )
 
+from ._internal.clock import utc_text
+from ._internal.db import reports
 from .errors import LedgerError, NotFoundError
+from .inventories import anchor_covering
 from .ledger import Ledger
 
 __all__ = [
     "BuiltReport",
     "OffsetClaimRequest",
     "QuotaRequest",
+    "ReportProof",
     "ReportRequest",
     "ReportServiceError",
     "ReportStoreError",
+    "anchor_report",
     "build",
     "claim_offsets",
+    "get",
     "load_report",
     "logged_inventories",
+    "proof",
     "quota_client",
 ]
 
@@ -133,12 +145,33 @@ class OffsetClaimRequest(_Request):
 
 
 class BuiltReport(BaseModel):
-    """A built report, its identifier and hash (hex, of the log's hash function)."""
+    """A built report, its identifier, hash (hex, of the log's hash function) and the
+    log leaf holding its bytes."""
 
     report_id: str
     hash: str
     suite: Literal["sm", "intl"]
+    leaf_index: int
+    leaf_hash: str
     report: InventoryReport
+
+
+class ReportProof(BaseModel):
+    """What a report's QR code leads to: the report, its leaf (``H(0x00 || RFC 8785
+    bytes)``), its inclusion in the first final anchored tree head covering it, the
+    log key that signed that head and the anchor transaction. A stranger recomputes the
+    leaf from ``report``, the root from the path, checks the head's signature and finds
+    the root in the anchor contract."""
+
+    report_id: str
+    report_hash: str
+    report: InventoryReport
+    leaf_index: int
+    leaf_hash: str
+    inclusion_proof: list[str]
+    signed_tree_head: SignedTreeHead
+    log_key: PublicKeyInfo
+    anchor: AnchorRef
 
 
 def logged_inventories(ledger: Ledger, ids: list[str]) -> list[LoggedInventory]:
@@ -198,8 +231,9 @@ def _reconciliation(ledger: Ledger, request: ReportRequest,
                      offsets=0 if offsets is None else parse(offsets.allowed_offsets))
 
 
-def build(ledger: Ledger, request: ReportRequest) -> BuiltReport:
-    """Build the report, keep its JSON under ``<data_dir>/reports/`` and return it."""
+def build(ledger: Ledger, request: ReportRequest) -> tuple[bool, BuiltReport]:
+    """Build the report and append it to the log (:func:`anchor_report`):
+    ``(created, built)``, ``created`` false when the same report was built before."""
     inventories = logged_inventories(ledger, request.inventory_ids)
     try:
         offsets = None
@@ -216,28 +250,89 @@ def build(ledger: Ledger, request: ReportRequest) -> BuiltReport:
             offsets=offsets, prepared_by=request.prepared_by, proof_base=request.proof_base))
     except RulesError as exc:
         raise ReportServiceError(exc) from exc
+    return anchor_report(ledger, report)
+
+
+def _row(conn: Connection, rid: str) -> Mapping[Any, Any] | None:
+    return conn.execute(select(reports).where(reports.c.id == rid)).mappings().first()
+
+
+def _built(row: Mapping[Any, Any], report: InventoryReport, suite: Literal["sm", "intl"]
+           ) -> BuiltReport:
+    return BuiltReport(report_id=row["id"], hash=bytes(row["report_hash"]).hex(), suite=suite,
+                       leaf_index=int(row["leaf_index"]), leaf_hash=bytes(row["leaf_hash"]).hex(),
+                       report=report)
+
+
+def anchor_report(ledger: Ledger, report: InventoryReport) -> tuple[bool, BuiltReport]:
+    """Append the report's RFC 8785 bytes to the log as one leaf and keep its row:
+    ``(True, built)``; the same report again appends nothing and answers the leaf it
+    already has, ``(False, built)``."""
     suite = ledger.settings.log_suite
     rid = report_id(report, suite)
-    folder = Path(ledger.settings.data_dir) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / (rid.replace("/", "_") + ".json")).write_bytes(report_bytes(report))
-    return BuiltReport(report_id=rid, hash=report_hash(report, suite).hex(), suite=suite,
-                       report=report)
+    data = report_bytes(report)
+    leaf = leaf_hash(hash_fn(suite), data)
+
+    def write(conn: Connection, index: int) -> bytes:
+        conn.execute(reports.insert().values(
+            id=rid, enterprise_id=report.enterprise.id,
+            period_label=report.reporting_period.label,
+            report_hash=report_hash(report, suite), leaf_index=index, leaf_hash=leaf,
+            leaf_data=data, created_at=utc_text()))
+        return leaf
+
+    with ledger.reader.connect() as conn:
+        row = _row(conn, rid)
+    created = row is None and ledger.append_leaf(
+        write, unless=lambda conn: _row(conn, rid) is not None) is not None
+    if row is None:
+        with ledger.reader.connect() as conn:
+            row = _row(conn, rid)
+    assert row is not None
+    return created, _built(row, report, suite)
+
+
+def _stored(ledger: Ledger, rid: str) -> tuple[Mapping[Any, Any], InventoryReport]:
+    if not _REPORT_ID.fullmatch(rid):
+        raise NotFoundError(f"{rid!r} is not a report id", report_id=rid)
+    with ledger.reader.connect() as conn:
+        row = _row(conn, rid)
+    if row is None:
+        raise NotFoundError(f"no report {rid}", report_id=rid)
+    data = bytes(row["leaf_data"])
+    report = InventoryReport.model_validate_json(data)
+    suite = ledger.settings.log_suite
+    if (report_id(report, suite) != rid or report_bytes(report) != data
+            or leaf_hash(hash_fn(suite), data) != bytes(row["leaf_hash"])):
+        raise ReportStoreError(f"the stored report {rid} no longer hashes to its id",
+                               report_id=rid)
+    return row, report
 
 
 def load_report(ledger: Ledger, rid: str) -> InventoryReport:
     """A report built earlier, by its id."""
-    if not _REPORT_ID.fullmatch(rid):
-        raise NotFoundError(f"{rid!r} is not a report id", report_id=rid)
-    path = Path(ledger.settings.data_dir) / "reports" / (rid.replace("/", "_") + ".json")
-    try:
-        report = InventoryReport.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        raise NotFoundError(f"no report {rid}", report_id=rid) from None
-    if report_id(report, ledger.settings.log_suite) != rid:
-        raise ReportStoreError(f"the stored report {rid} no longer hashes to its id",
-                               report_id=rid)
-    return report
+    return _stored(ledger, rid)[1]
+
+
+def get(ledger: Ledger, rid: str) -> BuiltReport:
+    """A report built earlier with its hash and leaf."""
+    row, report = _stored(ledger, rid)
+    return _built(row, report, ledger.settings.log_suite)
+
+
+def proof(ledger: Ledger, rid: str) -> ReportProof:
+    """The report's inclusion proof against the first final anchor covering its leaf
+    (``not_found`` until an anchor does)."""
+    built = get(ledger, rid)
+    anchor = anchor_covering(ledger, built.leaf_index, f"report {rid}")
+    sth = ledger.tree_head(anchor.tree_size)
+    assert sth is not None
+    return ReportProof(
+        report_id=rid, report_hash=built.hash, report=built.report,
+        leaf_index=built.leaf_index, leaf_hash=built.leaf_hash,
+        inclusion_proof=[p.hex() for p in ledger.inclusion_proof(built.leaf_index,
+                                                                 anchor.tree_size)],
+        signed_tree_head=sth, log_key=ledger.log_key_info(), anchor=anchor)
 
 
 class ReportStoreError(LedgerError):

@@ -159,7 +159,7 @@ def _story(report: InventoryReport, digest: str, link: str, rid: str) -> list[Fl
                 "Inventory leaf / anchor tx"],
                [[a.ref, f"{a.value} {a.unit}", f"{a.metered} {a.metered_unit}",
                  f"{a.readings} ({a.first_seq}..{a.last_seq})",
-                 ", ".join(f"{r.first}..{r.last}" for r in a.leaves[:8])
+                 ", ".join(str(r) for r in a.leaves[:8])
                  + (" ..." if len(a.leaves) > 8 else ""),
                  f"{a.inventory_leaf if a.inventory_leaf is not None else '-'} / "
                  f"{a.anchor_tx or 'not anchored yet'}"] for a in report.activity_data],

@@ -11,9 +11,11 @@ offsets are kept beside gross emissions, never folded into them.
 
 The report is deterministic: built only from its inputs (no clock, no randomness),
 lists in a fixed order, numbers as exact 18-decimal strings. Its bytes are RFC 8785
-JSON (:func:`report_bytes`); :func:`report_hash` is what the ledger appends to its log
-and anchors. The hash cannot sit inside the report it hashes, so the proof link
-(``proof_base`` + report id) is printed beside the JSON, in the PDF and its QR code.
+JSON (:func:`report_bytes`), which the ledger appends to its log as one leaf
+(``H(0x00 || bytes)``) and anchors; :func:`report_hash` names it. The hash cannot sit
+inside the report it hashes, so the proof link (``proof_base`` + report id +
+``/proof``, where the ledger serves the leaf's inclusion proof) is printed beside the
+JSON, in the PDF and its QR code.
 """
 
 from __future__ import annotations
@@ -398,5 +400,5 @@ def report_id(report: InventoryReport, suite: SuiteName = "sm") -> str:
 
 
 def proof_link(report: InventoryReport, suite: SuiteName = "sm") -> str:
-    """Where the report's proof is served: what the PDF's QR code carries."""
-    return f"{report.proof_base.rstrip('/')}/{report_id(report, suite)}"
+    """Where the report's inclusion proof is served: what the PDF's QR code carries."""
+    return f"{report.proof_base.rstrip('/')}/{report_id(report, suite)}/proof"

@@ -198,6 +198,19 @@ inventories = Table(
     Column("received_at", String(20), nullable=False),
 )
 
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("enterprise_id", String(200), nullable=False, index=True),
+    Column("period_label", String(32), nullable=False),
+    Column("report_hash", LargeBinary(32), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("leaf_data", LargeBinary, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

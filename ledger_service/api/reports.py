@@ -1,6 +1,7 @@
 """Routes for inventory reports and offsets: build a report from inventories the ledger
-holds, read it back by id (the proof link its QR code carries) as JSON or PDF, and
-claim offsets against inventories' gross emissions."""
+holds (its bytes are appended to the log), read it back by id as JSON or PDF, prove it
+against an anchor (the link its QR code carries), and claim offsets against
+inventories' gross emissions."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from carbon_rules.offsets_ledger import NettingResult
-from carbon_rules.reports import report_hash
 from carbon_rules.reports.pdf import render_pdf
 
 from .. import reports
 from ..auth import Role, access, body, path
-from ..reports import BuiltReport, OffsetClaimRequest, ReportRequest
+from ..reports import BuiltReport, OffsetClaimRequest, ReportProof, ReportRequest
 from .deps import LedgerDep
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -23,10 +23,23 @@ router = APIRouter(prefix="/v1", tags=["reports"])
 @router.post("/reports", status_code=201, response_model=BuiltReport)
 @access(Role.ADMIN, Role.ENTERPRISE,
         owners=[body("enterprise.id", "enterprise"), body("inventory_ids[]", "inventory")])
-def build_report(body: ReportRequest, ledger: LedgerDep) -> Any:
+def build_report(body: ReportRequest, ledger: LedgerDep, response: Response) -> Any:
     """Build a report (GB/T 32151 / ISO 14064-1 structure) from stored inventories,
-    with quota reconciliation and recorded offsets if asked; returns its id and hash."""
-    return reports.build(ledger, body)
+    with quota reconciliation and recorded offsets if asked; appends it to the log
+    (201; the same report again is 200 with the same leaf); returns its id, hash, leaf."""
+    created, built = reports.build(ledger, body)
+    if not created:
+        response.status_code = 200
+    return built
+
+
+@router.get("/reports/{report_id:path}/proof", response_model=ReportProof)
+@access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
+        owners=[path("report_id", "report")])
+def report_proof(report_id: str, ledger: LedgerDep) -> Any:
+    """The report with its leaf's inclusion proof against the first final anchor
+    covering it (what its QR code leads to); 404 until an anchor covers it."""
+    return reports.proof(ledger, report_id)
 
 
 @router.get("/reports/{report_id:path}/pdf", response_class=Response,
@@ -45,11 +58,8 @@ def report_pdf(report_id: str, ledger: LedgerDep) -> Response:
 @access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
         owners=[path("report_id", "report")])
 def get_report(report_id: str, ledger: LedgerDep) -> Any:
-    """A built report with its hash (what its QR code leads to)."""
-    report = reports.load_report(ledger, report_id)
-    suite = ledger.settings.log_suite
-    return BuiltReport(report_id=report_id, hash=report_hash(report, suite).hex(), suite=suite,
-                       report=report)
+    """A built report with its hash and log leaf."""
+    return reports.get(ledger, report_id)
 
 
 @router.post("/offsets/claims", response_model=NettingResult)

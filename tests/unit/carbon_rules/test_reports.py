@@ -217,7 +217,8 @@ def test_pdf_carries_the_hash_and_a_qr_of_the_proof_link(
     assert digest in text.replace("\n", "")
     assert reader.metadata is not None and reader.metadata.subject == digest
     assert _qr_payloads(pdf) == [proof_link(report)]
-    assert proof_link(report) == "https://ledger.example/v1/reports/" + report_id(report)
+    assert proof_link(report) == ("https://ledger.example/v1/reports/" + report_id(report)
+                                  + "/proof")
     matrix = qr_matrix(proof_link(report))
     assert len(matrix) == len(matrix[0]) and len(matrix) >= 21 + 8
 

@@ -17,14 +17,19 @@ import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
+from carbon_protocol import merkle
+from carbon_protocol.errors import ProofError
+from carbon_protocol.suites import hash_fn
 from carbon_rules.fixed_point import parse
 from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.quotas_client import QuotaRegistryClient
+from carbon_rules.reports import InventoryReport, proof_link, report_bytes, report_hash
 from ledger_service._cli import app as cli
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.ledger import Ledger
+from ledger_service.reports import ReportProof
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import DeviceSpec, Gateway, Organisation
@@ -166,3 +171,48 @@ def test_cli_verifies_a_built_report_against_its_inventory_proofs(world: World,
     result = CliRunner().invoke(cli, ["report", "verify", str(report_file), str(proof_file)])
     assert result.exit_code == 1 and "[report_mismatch]" in result.stderr
     assert "'emissions'" in result.stderr
+
+
+def test_a_report_is_a_log_leaf_once_and_its_qr_link_proves_it(world: World) -> None:
+    request = {
+        "enterprise": {"id": ENTERPRISE, "name": "Report Test Co."},
+        "boundary": {"sites": [{"id": SITE, "name": "mill"}]},
+        "period": DAY.model_dump(), "inventory_ids": [world.inventory_id],
+        "prepared_by": "anchoring test", "proof_base": "/v1/reports"}
+    size_before = world.ledger.tree_size()
+    first = call(world, "POST", "/v1/reports", request)
+    assert first.status == 201, first.body
+    rid, index = first.body["report_id"], first.body["leaf_index"]
+    assert world.ledger.tree_size() == size_before + 1 and index == size_before
+    again = call(world, "POST", "/v1/reports", request)  # submitted twice: same leaf
+    assert again.status == 200 and again.body["leaf_index"] == index
+    assert again.body["hash"] == first.body["hash"]
+    assert world.ledger.tree_size() == size_before + 1
+
+    report = InventoryReport.model_validate(first.body["report"])
+    sm3 = hash_fn("sm")
+    leaf = merkle.leaf_hash(sm3, report_bytes(report))
+    assert first.body["leaf_hash"] == leaf.hex() == world.ledger.leaf_hash(index).hex()
+    assert report_hash(report, "sm").hex() == first.body["hash"]
+
+    link = proof_link(report, "sm")
+    assert link == f"/v1/reports/{rid}/proof"
+    pending = call(world, "GET", link)
+    assert (pending.status, pending.body["code"]) == (404, "not_found")  # no anchor yet
+    world.ledger.anchor_tick(force=True)
+    got = call(world, "GET", link)
+    assert got.status == 200, got.body
+    proof = ReportProof.model_validate(got.body)
+    assert proof.report == report and proof.leaf_index == index
+    head = proof.signed_tree_head.tree_head
+    assert head.tree_size == proof.anchor.tree_size > index
+    assert head.root_hash == proof.anchor.root_hash
+    merkle.verify_inclusion(sm3, index, head.tree_size, leaf,
+                            [bytes.fromhex(p) for p in proof.inclusion_proof],
+                            bytes.fromhex(proof.anchor.root_hash))
+    forged = report.model_copy(update={"prepared_by": "someone else"})
+    with pytest.raises(ProofError):
+        merkle.verify_inclusion(sm3, index, head.tree_size,
+                                merkle.leaf_hash(sm3, report_bytes(forged)),
+                                [bytes.fromhex(p) for p in proof.inclusion_proof],
+                                bytes.fromhex(proof.anchor.root_hash))
