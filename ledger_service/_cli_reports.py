@@ -187,6 +187,27 @@ def _key(key_file: Path | None) -> str:
     return key
 
 
+def _target(rpc: str | None, registry: str | None, deployment: Path | None
+            ) -> tuple[str, str]:
+    """The chain and registry named, else those of the deployment file."""
+    if rpc is not None and registry is not None:
+        return rpc, registry
+    if deployment is None:
+        _fail({"code": "no_quota_registry", "message": "give --rpc and --registry, or a "
+               "deployment file (--deployment or LEDGER_DEPLOYMENT_FILE)"}, 2)
+    from .deployment import Deployment
+    from .errors import LedgerError
+
+    try:
+        loaded = Deployment.load(deployment)
+    except LedgerError as exc:
+        _fail(exc.diagnostics(), 2)
+    if registry is None and loaded.quota_registry_address is None:
+        _fail({"code": "no_quota_registry", "message": f"{deployment} names no QuotaRegistry "
+               "(deploy with `carbon-ledger devchain --rules`)"}, 2)
+    return rpc or loaded.rpc_url, registry or str(loaded.quota_registry_address)
+
+
 def _client(rpc: str, registry: str, key: str | None) -> QuotaRegistryClient:
     from carbon_rules.errors import RulesError
     from carbon_rules.quotas_client import QuotaRegistryClient
@@ -198,7 +219,14 @@ def _client(rpc: str, registry: str, key: str | None) -> QuotaRegistryClient:
 
 
 RpcOpt = Annotated[str, typer.Option(help="JSON-RPC URL of the chain")]
-RegistryOpt = Annotated[str, typer.Option(help="QuotaRegistry address")]
+TargetRpcOpt = Annotated[str | None, typer.Option(
+    help="JSON-RPC URL of the chain (default: the deployment file's)")]
+RegistryOpt = Annotated[str | None, typer.Option(
+    help="QuotaRegistry address (default: the deployment file's)")]
+DeploymentOpt = Annotated[Path | None, typer.Option(
+    "--deployment", envvar="LEDGER_DEPLOYMENT_FILE",
+    help="deployment file of `carbon-ledger devchain --rules`: its QuotaRegistry and "
+         "JSON-RPC URL are the defaults")]
 KeyOpt = Annotated[Path | None, typer.Option(
     help=f"file holding the regulator's hex private key (default: ${_KEY_ENV})")]
 
@@ -219,32 +247,35 @@ def quota_deploy(rpc: RpcOpt, key_file: KeyOpt = None) -> None:
 
 
 @quota_app.command("issue")
-def quota_issue(enterprise: str, year: int, allocation: str, rpc: RpcOpt, registry: RegistryOpt,
+def quota_issue(enterprise: str, year: int, allocation: str,
                 document: Annotated[str, typer.Option(help="allocation document reference")],
+                rpc: TargetRpcOpt = None, registry: RegistryOpt = None,
+                deployment: DeploymentOpt = None,
                 key_file: KeyOpt = None) -> None:
     """Issue ENTERPRISE's quota for YEAR: ALLOCATION tCO2e (needs REGULATOR_ROLE)."""
     from carbon_rules.errors import RulesError
     from carbon_rules.fixed_point import parse
 
     try:
-        rc = _client(rpc, registry, _key(key_file)).issue(enterprise, year, parse(allocation),
-                                                           document)
+        rc = _client(*_target(rpc, registry, deployment), _key(key_file)).issue(
+            enterprise, year, parse(allocation), document)
     except RulesError as exc:
         _fail(exc.diagnostics())
     console.print(f"issued {allocation} tCO2e to {enterprise} for {year} in tx {rc.tx_hash}")
 
 
 @quota_app.command("adjust")
-def quota_adjust(enterprise: str, year: int, allocation: str, rpc: RpcOpt,
-                 registry: RegistryOpt,
+def quota_adjust(enterprise: str, year: int, allocation: str,
                  document: Annotated[str, typer.Option(help="allocation document reference")],
+                 rpc: TargetRpcOpt = None, registry: RegistryOpt = None,
+                 deployment: DeploymentOpt = None,
                  key_file: KeyOpt = None) -> None:
     """Replace ENTERPRISE's quota for YEAR with ALLOCATION tCO2e (a new revision)."""
     from carbon_rules.errors import RulesError
     from carbon_rules.fixed_point import parse
 
     try:
-        adjusted = _client(rpc, registry, _key(key_file)).adjust(
+        adjusted = _client(*_target(rpc, registry, deployment), _key(key_file)).adjust(
             enterprise, year, parse(allocation), document)
     except RulesError as exc:
         _fail(exc.diagnostics())
@@ -253,13 +284,14 @@ def quota_adjust(enterprise: str, year: int, allocation: str, rpc: RpcOpt,
 
 
 @quota_app.command("show")
-def quota_show(enterprise: str, year: int, rpc: RpcOpt, registry: RegistryOpt) -> None:
+def quota_show(enterprise: str, year: int, rpc: TargetRpcOpt = None,
+               registry: RegistryOpt = None, deployment: DeploymentOpt = None) -> None:
     """Print the quota in force and every revision (JSON lines, oldest first)."""
     from carbon_rules.errors import RulesError
     from carbon_rules.fixed_point import to_decimal
 
     try:
-        history = _client(rpc, registry, None).history(enterprise, year)
+        history = _client(*_target(rpc, registry, deployment), None).history(enterprise, year)
     except RulesError as exc:
         _fail(exc.diagnostics())
     if not history:

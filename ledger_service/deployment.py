@@ -15,13 +15,19 @@ looks like::
       "contract_name": "CarbonAnchor",
       "node": "anvil",
       "rule_registry_address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
-      "methodology_id": "cn.enterprise-ghg"
+      "methodology_id": "cn.enterprise-ghg",
+      "quota_registry_address": "0x…",
+      "regulator": "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
     }
 
 ``rule_registry_address`` is the ``RuleRegistry`` deployed beside the anchor contract
 (``devchain --rules`` deploys it and publishes the default methodology,
 ``methodology_id``, with the deployer as association); gateways and the ledger read
-rules from it. Both keys are absent from a deployment without rules.
+rules from it. ``quota_registry_address`` is the ``QuotaRegistry`` deployed with it (the
+deployer is its admin) and ``regulator`` the account granted ``REGULATOR_ROLE`` there
+(``devchain`` grants it to a well-known development key); the quota API and CLI use
+that registry when none is named. These keys are absent from a deployment without
+rules.
 
 ``contract_code_keccak`` is ``keccak256`` of the runtime code at ``contract_address``
 (``CarbonAnchor`` has no immutables, so it equals the artifact's ``deployedBytecode``
@@ -75,6 +81,10 @@ class Deployment(BaseModel):
     """The ``RuleRegistry`` on the same chain, if one was deployed (inventories need it)."""
     methodology_id: str | None = None
     """The methodology published there with the shipped default factors."""
+    quota_registry_address: _Address | None = None
+    """The ``QuotaRegistry`` on the same chain, if one was deployed (regulator's quotas)."""
+    regulator: _Address | None = None
+    """The account granted ``REGULATOR_ROLE`` on that registry besides the deployer."""
 
     # -- files ------------------------------------------------------------------------
     @classmethod
@@ -103,7 +113,8 @@ class Deployment(BaseModel):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Without rules the file is exactly what it was before the registry existed.
-        absent = {k for k in ("rule_registry_address", "methodology_id")
+        absent = {k for k in ("rule_registry_address", "methodology_id",
+                              "quota_registry_address", "regulator")
                   if getattr(self, k) is None}
         text = json.dumps(self.model_dump(exclude=absent), indent=2) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -151,7 +162,8 @@ class Deployment(BaseModel):
 
 
 def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
-           node: str | None = None, rules_effective_from: int | None = None) -> Deployment:
+           node: str | None = None, rules_effective_from: int | None = None,
+           regulator: str | None = None) -> Deployment:
     """Deploy ``CarbonAnchor`` at ``rpc_url`` with ``deployer_key`` (a locally signed raw
     transaction; the deployer becomes admin and anchorer) and grant ``ANCHORER_ROLE`` to
     each address in ``anchorers``; return the :class:`Deployment` describing it.
@@ -159,13 +171,15 @@ def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
     With ``rules_effective_from`` (Unix seconds, after the chain's current time: the
     registry refuses retroactive versions) a ``RuleRegistry`` is deployed too, and the
     default methodology published in it effective from then, the deployer acting as
-    the association."""
+    the association; and a ``QuotaRegistry`` whose admin is the deployer, with
+    ``REGULATOR_ROLE`` granted to ``regulator`` (an address) if given."""
     from ._internal.chain import ChainClient
 
     address, receipt = ChainClient.deploy_with_receipt(rpc_url, deployer_key)
     client = ChainClient.connect(rpc_url, deployer_key, address)
     registry: str | None = None
     methodology: str | None = None
+    quotas: str | None = None
     if rules_effective_from is not None:
         from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY, publish_default_methodology
         from carbon_rules.registry_client import RuleRegistryClient
@@ -174,14 +188,28 @@ def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
                                    deployer_key, endpoint="rpc")
         publish_default_methodology(rules, rules_effective_from)
         registry, methodology = rules.address, DEFAULT_METHODOLOGY
+        quotas = _deploy_quota_registry(rpc_url, deployer_key, regulator)
     deployment = Deployment(
         chain_id=client.chain_id, rpc_url=rpc_url, contract_address=address,
         contract_code_keccak=client.code_hash, compiler=client.compiler,
         deployer=client.account, deployed_at_block=receipt.block_number, node=node,
         rule_registry_address=registry, methodology_id=methodology,
+        quota_registry_address=quotas, regulator=regulator if quotas else None,
     )
     grant_anchorers(deployment, deployer_key, anchorers)
     return deployment
+
+
+def _deploy_quota_registry(rpc_url: str, deployer_key: str, regulator: str | None) -> str:
+    from web3 import HTTPProvider, Web3
+
+    from carbon_rules.quotas_client import QuotaRegistryClient
+
+    w3 = Web3(HTTPProvider(rpc_url))
+    address = QuotaRegistryClient.deploy(w3, deployer_key)
+    if regulator is not None:
+        QuotaRegistryClient.connect(rpc_url, address, deployer_key).grant_regulator(regulator)
+    return address
 
 
 def grant_anchorers(deployment: Deployment, admin_key: str, anchorers: Sequence[str]) -> None:

@@ -37,8 +37,8 @@ from typing import Any, Literal
 
 from .errors import AnchorError, ChainUnavailableError
 
-__all__ = ["DEV_KEYS", "NodeKind", "DevNode", "free_port", "start_node", "node_command",
-           "run_devchain"]
+__all__ = ["DEV_KEYS", "DEV_REGULATOR_KEY", "NodeKind", "DevNode", "free_port", "start_node",
+           "node_command", "run_devchain"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NodeKind = Literal["anvil", "ganache"]
@@ -50,6 +50,9 @@ DEV_KEYS: tuple[str, ...] = (
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
 )
+#: The development regulator: ``devchain --rules`` grants it ``REGULATOR_ROLE`` on the
+#: ``QuotaRegistry`` (account 0xf39F… deploys; this is 0x90F7…, anvil's fourth).
+DEV_REGULATOR_KEY = DEV_KEYS[3]
 CHAIN_IDS: dict[str, int] = {"anvil": 31337, "ganache": 1337}
 _BALANCE_WEI = 10_000 * 10**18
 
@@ -253,7 +256,8 @@ def run_devchain(kind: NodeKind, *, port: int = 8545, out: Path = Path("var/depl
     Deploys ``CarbonAnchor`` with ``deployer_key`` (admin and anchorer) and, with
     ``rules``, a ``RuleRegistry`` beside it holding the default methodology, effective
     from ``rules_effective_from`` (default: the second after the node's latest block;
-    the registry refuses retroactive versions), grants
+    the registry refuses retroactive versions), and a ``QuotaRegistry`` whose regulator
+    is :data:`DEV_REGULATOR_KEY`'s account; grants
     ``ANCHORER_ROLE`` to each of ``anchorers``, and writes the deployment file ``out``
     (atomically: a reader never sees half a file). With ``state`` the node keeps its
     chain in that file; if ``out`` already describes a contract that is still there on
@@ -282,8 +286,13 @@ def run_devchain(kind: NodeKind, *, port: int = 8545, out: Path = Path("var/depl
             if rules and rules_effective_from is None:
                 latest = node.rpc("eth_getBlockByNumber", "latest", False)
                 rules_effective_from = int(latest["timestamp"], 16) + 1
+            regulator = None
+            if rules:
+                from eth_account import Account
+
+                regulator = Account.from_key(DEV_REGULATOR_KEY).address
             deployment = deploy(node.url, deployer_key, anchorers=anchorers, node=kind,
-                                rules_effective_from=rules_effective_from)
+                                rules_effective_from=rules_effective_from, regulator=regulator)
         deployment.write(out)
         if on_ready is not None:
             on_ready(deployment)

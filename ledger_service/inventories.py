@@ -94,6 +94,7 @@ __all__ = [
     "StoredInventory",
     "add_gateway_key",
     "anchor_covering",
+    "association_key",
     "embedded_chain_with_rules",
     "get",
     "proof",
@@ -218,15 +219,21 @@ def embedded_chain_with_rules(data_dir: Path, anchor_key: str) -> ChainClient:
     """
     from carbon_rules.inventory_rules import embedded_rules_chain
 
+    rules = embedded_rules_chain(association_key(data_dir))
+    chain = ChainClient.embedded(private_key=anchor_key, w3=rules.w3)
+    chain.rule_registry_address = rules.registry.address
+    return chain
+
+
+def association_key(data_dir: Path) -> str:
+    """The embedded chain's association key (made on first use): it deploys the
+    ``RuleRegistry`` and publishes the default methodology."""
     from .ledger import _write_private
 
     key_file = data_dir / "embedded_association_key.hex"
     if not key_file.exists():
         _write_private(key_file, secrets.token_hex(32).encode())
-    rules = embedded_rules_chain(key_file.read_text().strip())
-    chain = ChainClient.embedded(private_key=anchor_key, w3=rules.w3)
-    chain.rule_registry_address = rules.registry.address
-    return chain
+    return key_file.read_text().strip()
 
 
 def registry_client(chain: ChainClient, rpc_url: str | None = None) -> RuleRegistryClient:

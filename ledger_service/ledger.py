@@ -143,6 +143,8 @@ class Ledger:
         self._append_lock = threading.Lock()
         self._rules: RuleRegistryClient | None = None
         self._methodologies: dict[str, Methodology] = {}
+        self.quota_registry_address: str | None = None
+        """This ledger's own ``QuotaRegistry`` (:mod:`.quotas`), if its chain has one."""
         self.on_change: Callable[[Literal["registry", "anchors"]], None] | None = None
         """The one listener of registry writes and anchor events (identifier
         registration, :mod:`.identifiers_sync`); it must return at once and never raise."""
@@ -158,10 +160,11 @@ class Ledger:
         """Open (or create) the ledger the settings describe, connecting to its chain.
 
         ``rules``: give an embedded chain a ``RuleRegistry`` with the default
-        methodology (about 2.5 s more; inventories need it). On a real chain the
-        registry is the one the deployment file names.
+        methodology (about 2.5 s more; inventories need it) and a ``QuotaRegistry``
+        (:mod:`.quotas`). On a real chain both are the ones the deployment file names.
         """
         settings = settings or Settings()
+        quota_registry: str | None = None
         if chain is None:
             if settings.chain == "embedded":
                 # A fixed anchoring key per data directory deploys the contract at the
@@ -171,10 +174,13 @@ class Ledger:
                 if not key_file.exists():
                     _write_private(key_file, secrets.token_hex(32).encode())  # or lost a race
                 if rules:
-                    from .inventories import embedded_chain_with_rules
+                    from .inventories import association_key, embedded_chain_with_rules
+                    from .quotas import deploy_embedded
 
                     chain = embedded_chain_with_rules(settings.data_dir,
                                                       key_file.read_text().strip())
+                    quota_registry = deploy_embedded(
+                        chain.w3, association_key(settings.data_dir), settings.data_dir)
                 else:
                     chain = ChainClient.embedded(private_key=key_file.read_text().strip())
             else:
@@ -185,8 +191,9 @@ class Ledger:
                 if settings.deployment_file is not None:
                     from .deployment import Deployment
 
-                    chain.rule_registry_address = Deployment.load(
-                        settings.deployment_file).rule_registry_address
+                    deployment = Deployment.load(settings.deployment_file)
+                    chain.rule_registry_address = deployment.rule_registry_address
+                    quota_registry = deployment.quota_registry_address
         key = load_or_create_key(settings.resolved_log_key_file, settings.log_suite)
         engine = make_engine(settings.resolved_database_url)
         try:
@@ -194,6 +201,7 @@ class Ledger:
         except BaseException:
             engine.dispose()  # e.g. the database holds another log: close what was opened
             raise
+        ledger.quota_registry_address = quota_registry
         ledger.anchorer.send_pending()
         ledger.anchorer.verify_latest_final()
         if settings.resolver != "none":

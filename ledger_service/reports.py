@@ -108,7 +108,8 @@ class _Request(BaseModel):
 
 class QuotaRequest(_Request):
     """Reconcile against the quota of ``year``: the regulator's on the ``registry``
-    (a ``QuotaRegistry`` on the ledger's chain) if issued there, else ``internal``."""
+    (a ``QuotaRegistry`` on the ledger's chain; default: the ledger's own, if it has
+    one) if issued there, else ``internal``."""
 
     year: Year
     registry: Address | None = None
@@ -221,7 +222,8 @@ def _reconciliation(ledger: Ledger, request: ReportRequest,
     if q is None:
         return None
     enterprise = request.enterprise.id
-    chain = None if q.registry is None else quota_client(ledger, q.registry)
+    registry = q.registry or ledger.quota_registry_address
+    chain = None if registry is None else quota_client(ledger, registry)
     internal = [] if q.internal is None else [
         InternalQuota(enterprise=enterprise, year=q.year, allocation=q.internal)]
     quota = QuotaBook(chain, internal).effective(enterprise, q.year)

@@ -1,5 +1,6 @@
 """Routes for quotas (配额): read the regulator's quota from a ``QuotaRegistry`` on the
-ledger's chain, and reconcile monthly emissions against the quota in force."""
+ledger's chain (the ledger's own, :mod:`ledger_service.quotas`, unless one is named),
+and reconcile monthly emissions against the quota in force."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from carbon_rules.fixed_point import to_decimal
 from carbon_rules.quotas_reconcile import ReconcileInput, Reconciliation
 
 from ..auth import Role, access, body, query
+from ..quotas import default_registry
 from ..reports import ReportServiceError, quota_client
 from .deps import LedgerDep
 
@@ -42,7 +44,8 @@ class QuotaHistory(BaseModel):
 
 class ReconcileRequest(ReconcileInput):
     """A reconciliation; ``registry`` names a ``QuotaRegistry`` on the ledger's chain
-    whose quota, if issued, overrides ``internal``."""
+    (default: the ledger's own, if it has one) whose quota, if issued, overrides
+    ``internal``."""
 
     registry: Address | None = None
 
@@ -50,12 +53,13 @@ class ReconcileRequest(ReconcileInput):
 @router.get("", response_model=QuotaHistory)
 @access(Role.ADMIN, Role.REGULATOR, Role.VERIFIER, Role.BANK, Role.ENTERPRISE,
         owners=[query("enterprise", "enterprise")])
-def quota(ledger: LedgerDep, registry: Annotated[Address, Query()],
-          enterprise: Annotated[str, Query(min_length=1, max_length=256)],
-          year: Annotated[int, Query(ge=1, le=9999)]) -> Any:
-    """The regulator's quota for ``enterprise`` and ``year`` with its revisions; 404
-    ``quota_not_issued`` if none was issued."""
-    client = quota_client(ledger, registry)
+def quota(ledger: LedgerDep, enterprise: Annotated[str, Query(min_length=1, max_length=256)],
+          year: Annotated[int, Query(ge=1, le=9999)],
+          registry: Annotated[Address | None, Query()] = None) -> Any:
+    """The regulator's quota for ``enterprise`` and ``year`` with its revisions, from
+    ``registry`` or the ledger's own; 404 ``quota_not_issued`` if none was issued, 422
+    ``no_quota_registry`` if no registry is named and the ledger has none."""
+    client = quota_client(ledger, default_registry(registry, ledger.quota_registry_address))
     try:
         current = client.quota(enterprise, year)
         history = client.history(enterprise, year)
@@ -76,7 +80,8 @@ def reconcile_quota(body: ReconcileRequest, ledger: LedgerDep) -> Any:
     """Emissions to date, year-end forecast and surplus or deficit against the quota in
     force: the regulator's on chain (``registry``) overrides the ``internal`` one."""
     try:
-        chain = None if body.registry is None else quota_client(ledger, body.registry)
+        registry = body.registry or ledger.quota_registry_address
+        chain = None if registry is None else quota_client(ledger, registry)
         return body.run(chain)
     except RulesError as exc:
         raise ReportServiceError(exc) from exc
