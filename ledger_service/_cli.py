@@ -271,12 +271,22 @@ app.add_typer(apikey_app, name="apikey")
 
 
 def _key_database() -> Any:
-    """The ledger's database, migrated; no chain needed to manage keys."""
+    """The ledger's database, migrated. Only LEDGER_DATA_DIR and LEDGER_DATABASE_URL are
+    read: managing keys must not need the chain's settings (an anchoring key, say)."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
     from ._internal import migrations
     from ._internal.db import make_engine
     from .settings import Settings
 
-    engine = make_engine(Settings().resolved_database_url)
+    class Where(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+        data_dir: Path = Settings.model_fields["data_dir"].default
+        database_url: str | None = None
+
+    where = Where()
+    engine = make_engine(Settings.model_construct(
+        data_dir=where.data_dir, database_url=where.database_url).resolved_database_url)
     migrations.upgrade(engine)
     return engine
 

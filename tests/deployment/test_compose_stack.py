@@ -171,6 +171,11 @@ def test_the_compose_services_start_serve_and_anchor(tmp_path: Path, ganache: st
             "GATEWAY_DATA_DIR": str(tmp_path / "gateway-data"),
         }
         gw_env = {k: v for k, v in gw_env.items() if not k.startswith("GATEWAY_MQTT")}
+        # The operator registers the gateway's key, as docker-compose.yml's header says.
+        registered = run([str(BIN / "carbon-ledger"), "apikey", "create", "--role", "gateway",
+                          "--enterprise", "86.1000.1/ent.demo", "--stdin"], ledger_env,
+                         input=gw_env["GATEWAY_API_KEY"] + "\n")
+        assert registered.returncode == 0, registered.stderr
         for args in (["provision"], ["simulate", "--days", "0.05"], ["flush", "--quiet"]):
             done = run([str(BIN / "carbon-gateway"), *args], gw_env)
             assert done.returncode == 0, f"carbon-gateway {args[0]}: {done.stderr}"

@@ -173,6 +173,7 @@ def test_keys_are_stored_as_sha256_and_checked_whole(ledger: Any) -> None:
 
 def test_cli_creates_lists_and_revokes_keys(tmp_path: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("LEDGER_DATA_DIR", str(tmp_path / "cli"))
+    monkeypatch.setenv("LEDGER_CHAIN", "rpc")  # incomplete chain settings: keys need none
     runner = CliRunner()
     created = runner.invoke(cli, ["apikey", "create", "--role", "verifier", "--enterprise", A,
                                   "--enterprise", B, "--label", "auditor"])
