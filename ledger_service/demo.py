@@ -6,9 +6,15 @@ their durable outboxes and delivered over the ledger's real HTTP API (in-process
 tree heads anchored on the in-process EVM; each gateway's monthly inventory computed
 with the rule version the chain's RuleRegistry has in force, signed, recomputed and
 logged by the ledger, anchored, and one verified from its proven readings and the
-contract; one proof bundle exported and verified step by step, including the on-chain
-look-up; then one byte of a stored reading changed and the same verification shown
-failing at the step that catches it.
+contract; the regulator's annual quota issued on the ledger's ``QuotaRegistry``, the
+month's report (GB/T 32151 / ISO 14064-1 JSON and PDF with charts and a QR code of its
+proof link) built from the anchored inventories with the month reconciled against the
+quota, its bytes appended to the log, anchored and proven; one proof bundle exported
+and verified step by step, including the on-chain look-up; then one byte of a stored
+reading changed and the same verification shown failing at the step that catches it.
+
+The month is January: a reconciliation runs over the compliance year's months from
+January, and the demo has only the one month it simulates.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from rich.table import Table
 from sqlalchemy import func, select, update
 
 from carbon_protocol.errors import BundleVerificationError
+from carbon_protocol.inventory import Period
 from carbon_protocol.models import ProofBundle
 from carbon_protocol.verify import STEPS, verify_bundle
 from node_gateway.gateway import DeviceSpec, Gateway, Organisation
@@ -52,6 +59,8 @@ __all__ = ["DemoSummary", "run_demo"]
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.liaoning-steel"
 SITES = (("north-mill", "sm"), ("south-mill", "sm"), ("heat-plant", "intl"))
+QUOTA = "9000"
+"""The demo enterprise's annual quota (tCO2e), issued by the regulator on chain."""
 FLEET = (("electricity", 4), ("gas", 2), ("heat", 2))
 
 
@@ -78,6 +87,19 @@ class DemoSummary:
     """Gateway -> total emissions (tCO2e) of its accepted inventory."""
     inventory_anchor: str | None = None
     inventory_verified_lines: int = 0
+    total_emissions: str | None = None
+    """The report's total (tCO2e): every gateway's inventory of the period."""
+    quota: str | None = None
+    """The annual quota in force (tCO2e) and where it came from."""
+    reconciliation: str | None = None
+    """Emissions to date, forecast and surplus/deficit, if the period is a month."""
+    report_id: str | None = None
+    report_hash: str | None = None
+    report_leaf: int | None = None
+    report_anchor: str | None = None
+    report_proven: bool = False
+    """The report's leaf verified against the anchored root with its inclusion proof."""
+    report_pdf: Path | None = None
     seconds: float = 0.0
 
 
@@ -95,7 +117,7 @@ def _progress(console: Console) -> Progress:
 
 
 def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
-             start: datetime = datetime(2026, 10, 1, tzinfo=UTC)) -> DemoSummary:
+             start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> DemoSummary:
     """Run the demo in ``data_dir`` (wiped first) and return its summary."""
 
     console = console or Console(stderr=True)
@@ -172,9 +194,11 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
     console.print(f"  {summary.accepted:,} readings accepted into a log of "
                   f"{summary.tree_size:,} leaves; {summary.final_anchors} anchors final")
 
-    _inventory_step(console, ledger, app, data_dir, start, days, summary)
+    period, inventory_ids = _inventory_step(console, ledger, app, data_dir, start, days,
+                                            summary)
+    _report_step(console, ledger, data_dir, period, inventory_ids, summary)
 
-    console.rule("[bold]5. export and verify one reading's proof bundle")
+    console.rule("[bold]6. export and verify one reading's proof bundle")
     bundle = ledger.export_proof(reading_id)
     summary.bundle_path = data_dir / "proof-bundle.json"
     summary.bundle_path.write_text(bundle.model_dump_json(indent=2) + "\n")
@@ -186,7 +210,7 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
     for n, step in enumerate(report.passed, 1):
         console.print(f"  [green]✓[/] {n:>2}. {step}")
 
-    console.rule("[bold]6. tamper one byte of the stored reading, verify again")
+    console.rule("[bold]7. tamper one byte of the stored reading, verify again")
     with ledger.engine.begin() as conn:
         data = bytearray(conn.execute(select(readings.c.leaf_data)
                                       .where(readings.c.id == reading_id)).scalar_one())
@@ -212,12 +236,12 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
 
 
 def _inventory_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
-                    start: datetime, days: int, summary: DemoSummary) -> None:
+                    start: datetime, days: int, summary: DemoSummary
+                    ) -> tuple[Period, list[str]]:
     """Each gateway computes its inventory for the month (or the simulated span) with
     the rule version the chain's RuleRegistry has in force, signs and submits it; the
     ledger recomputes and logs it; it is anchored; one is verified from its proven
-    readings and the contract."""
-    from carbon_protocol.inventory import Period
+    readings and the contract. Returns the period and the inventories' ids."""
     from carbon_protocol.models import format_utc
     from carbon_rules.inventory import period_from_label
     from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
@@ -271,6 +295,80 @@ def _inventory_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
                   f"readings proven against the anchored root, every line recomputed offline "
                   f"and by the RuleRegistry contract ({len(report.on_chain)} lines agree) → "
                   f"{data_dir / 'inventory-proof.json'}")
+    return period, [r["inventory_id"] for r in receipts]
+
+
+def _report_step(console: Console, ledger: Ledger, data_dir: Path, period: Period,
+                 inventory_ids: list[str], summary: DemoSummary) -> None:
+    """The regulator issues the year's quota on the ledger's QuotaRegistry; the month's
+    report is built from the anchored inventories (reconciled against that quota when
+    the period is a calendar month), rendered as PDF, appended to the log, anchored and
+    its inclusion proof checked against the anchored root."""
+    from carbon_protocol import merkle
+    from carbon_protocol.suites import hash_fn
+    from carbon_rules.fixed_point import parse
+    from carbon_rules.quotas_client import QuotaRegistryClient
+    from carbon_rules.reports import Boundary, EnterpriseInfo, SiteInfo, report_bytes
+    from carbon_rules.reports.pdf import render_pdf
+
+    from . import reports
+    from .quotas import default_registry, regulator_key
+
+    year = int(period.start[:4])
+    console.rule(f"[bold]5. the regulator's {year} quota on chain; {period.label}'s report "
+                 "built, anchored and proven")
+    registry = QuotaRegistryClient(
+        ledger.rules().w3, default_registry(None, ledger.quota_registry_address),
+        regulator_key(ledger.settings.data_dir))
+    issued = registry.issue(ENTERPRISE, year, parse(QUOTA),
+                            f"Liaoning DEE {year} allocation notice (demo)")
+    console.print(f"  regulator {registry.account} issued {QUOTA} tCO2e for {year} on "
+                  f"QuotaRegistry {registry.address} (tx {issued.tx_hash})")
+    monthly = len(period.label) == 7  # YYYY-MM: a calendar month
+    built = reports.build(ledger, reports.ReportRequest(
+        enterprise=EnterpriseInfo(id=ENTERPRISE, name="Liaoning Demo Steel Co.",
+                                  industry="iron and steel", address="Liaoning"),
+        boundary=Boundary(sites=[SiteInfo(id=f"{PREFIX}/site.{site}", name=site)
+                                 for site, _ in SITES],
+                          exclusions=["scope 3 not reported",
+                                      "gas meters in m3: no Nm3 correction available"]),
+        period=period, inventory_ids=inventory_ids,
+        quota=reports.QuotaRequest(year=year) if monthly else None,
+        prepared_by="demo energy office", proof_base="http://127.0.0.1:8000/v1/reports"))[1]
+    rec = built.report.quota
+    summary.quota = f"{QUOTA} tCO2e ({year}, on chain)"
+    if rec is not None:
+        summary.reconciliation = (f"to date {rec.emissions_to_date}, forecast {rec.forecast} "
+                                  f"({rec.forecast_method}): {rec.position} {rec.balance}")
+        console.print(f"  {period.label}: emissions {rec.emissions_to_date} tCO2e; year-end "
+                      f"forecast {rec.forecast} ({rec.forecast_method}) against the quota of "
+                      f"{rec.quota.allocation} ({rec.quota.origin}): [bold]{rec.position} "
+                      f"{rec.balance} tCO2e[/]")
+    else:
+        console.print(f"  {period.label} is not a calendar month: no reconciliation (it "
+                      "runs over whole months from January)")
+    summary.report_pdf = data_dir / "report.pdf"
+    summary.report_pdf.write_bytes(render_pdf(built.report, ledger.settings.log_suite))
+    (data_dir / "report.json").write_bytes(report_bytes(built.report))
+    summary.report_id, summary.report_hash = built.report_id, built.hash
+    summary.report_leaf = built.leaf_index
+    summary.total_emissions = built.report.emissions.by_scope.total
+    console.print(f"  report {built.report_id}: total "
+                  f"{built.report.emissions.by_scope.total} tCO2e, sm3 {built.hash}, "
+                  f"leaf {built.leaf_index:,} → {summary.report_pdf}")
+    ledger.anchor_tick(force=True)
+    proof = reports.proof(ledger, built.report_id)
+    h = hash_fn(ledger.settings.log_suite)
+    merkle.verify_inclusion(h, proof.leaf_index, proof.anchor.tree_size,
+                            merkle.leaf_hash(h, report_bytes(proof.report)),
+                            [bytes.fromhex(x) for x in proof.inclusion_proof],
+                            bytes.fromhex(proof.anchor.root_hash))
+    summary.report_proven = True
+    summary.report_anchor = (f"tree size {proof.anchor.tree_size:,}, block "
+                             f"{proof.anchor.block_number}, tx {proof.anchor.tx_hash}")
+    (data_dir / "report-proof.json").write_text(proof.model_dump_json() + "\n")
+    console.print(f"  [green]✓[/] leaf {proof.leaf_index:,} proven in the anchored tree "
+                  f"({summary.report_anchor}) → {data_dir / 'report-proof.json'}")
 
 
 def _table(s: DemoSummary) -> Table:
@@ -289,6 +387,15 @@ def _table(s: DemoSummary) -> Table:
          if s.verified_steps else "not verified"),
         ("inventories (tCO2e per gateway)", ", ".join(s.inventories.values()) or "none"),
         ("inventory verified on chain", f"{s.inventory_verified_lines} lines"),
+        ("total emissions (tCO2e)", s.total_emissions or "-"),
+        ("quota", s.quota or "none"),
+        ("reconciliation", s.reconciliation or "none (not a calendar month)"),
+        ("report", s.report_id or "none"),
+        ("report hash (SM3)", s.report_hash or "-"),
+        ("report leaf / anchor", f"{s.report_leaf:,} / {s.report_anchor}"
+         if s.report_leaf is not None else "-"),
+        ("report proven", "yes" if s.report_proven else "NO"),
+        ("report PDF", str(s.report_pdf or "-")),
         ("tampered reading", f"caught at step {s.tamper_step}" if s.tamper_step else "NOT caught"),
         ("time", f"{s.seconds:.1f} s"),
     ]

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from carbon_protocol import merkle
+from carbon_protocol.suites import hash_fn
 from carbon_protocol.verify import STEPS
-from ledger_service.demo import DemoSummary, run_demo
+from carbon_rules.reports import proof_link, report_bytes, report_hash
+from ledger_service.demo import QUOTA, DemoSummary, run_demo
+from ledger_service.reports import ReportProof
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,30 @@ def test_demo_runs_the_whole_trust_chain(demo: tuple[Path, DemoSummary]) -> None
     assert summary.verified_steps == list(STEPS)
     assert summary.tamper_step == "2. reading signature"
     assert summary.bundle_path is not None and summary.bundle_path.exists()
+
+
+def test_demo_report_is_anchored_and_proven(demo: tuple[Path, DemoSummary]) -> None:
+    """The report's bytes are a log leaf under an anchored root, and its QR link is the
+    proof route; a day is not a calendar month, so there is no reconciliation."""
+    demo_dir, summary = demo
+    assert summary.quota is not None and summary.quota.startswith(QUOTA)
+    assert summary.report_id is not None and summary.report_hash is not None
+    assert summary.report_proven and summary.report_leaf is not None
+    proof = ReportProof.model_validate_json((demo_dir / "report-proof.json").read_bytes())
+    assert proof.report_id == summary.report_id and proof.leaf_index == summary.report_leaf
+    assert report_bytes(proof.report) == (demo_dir / "report.json").read_bytes()
+    sm3 = hash_fn("sm")
+    assert report_hash(proof.report, "sm").hex() == summary.report_hash
+    merkle.verify_inclusion(sm3, proof.leaf_index, proof.anchor.tree_size,
+                            merkle.leaf_hash(sm3, report_bytes(proof.report)),
+                            [bytes.fromhex(x) for x in proof.inclusion_proof],
+                            bytes.fromhex(proof.signed_tree_head.tree_head.root_hash))
+    assert proof.signed_tree_head.tree_head.root_hash == proof.anchor.root_hash
+    assert summary.total_emissions == proof.report.emissions.by_scope.total
+    assert proof.report.quota is None and summary.reconciliation is None
+    assert summary.report_pdf is not None
+    assert summary.report_pdf.read_bytes().startswith(b"%PDF")
+    assert proof_link(proof.report, "sm").endswith(f"/v1/reports/{summary.report_id}/proof")
 
 
 def test_cli_verify_exit_codes(demo: tuple[Path, DemoSummary], tmp_path: Path) -> None:
