@@ -69,7 +69,7 @@ def database() -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # no server here: this test needs one
         admin.dispose()
-        pytest.skip(f"no PostgreSQL server at {make_url(server).host}: {exc}")
+        pytest.fail(f"needs a PostgreSQL server at {make_url(server).host}: {exc}", pytrace=False)
     yield make_url(server).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -245,8 +245,8 @@ def test_mosquitto_runs_the_project_config_as_compose_provides_it(broker_root: P
     tools = [shutil.which(t) for t in ("mosquitto_sub", "mosquitto_pub", "mosquitto_passwd")]
     assert conf_file.exists(), "deploy/mosquitto/mosquitto.conf is missing"
     if broker is None or None in tools:
-        pytest.skip("mosquitto and its clients are not installed (apt-get install mosquitto "
-                    "mosquitto-clients)")
+        pytest.fail("needs mosquitto and its clients (apt-get install mosquitto "
+                    "mosquitto-clients)", pytrace=False)
     svc = services()
     mq = svc["mosquitto"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")} | environment(mq)

@@ -34,8 +34,8 @@ def pg_server() -> str:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        pytest.skip(f"needs a PostgreSQL server (CARBON_TEST_DATABASE_URL), {url} does not "
-                    f"answer: {exc.orig}")
+        pytest.fail(f"needs a PostgreSQL server (CARBON_TEST_DATABASE_URL), {url} does not "
+                    f"answer: {exc.orig}", pytrace=False)
     finally:
         engine.dispose()
     return url
@@ -68,6 +68,6 @@ def anvil(tmp_path: Path) -> Iterator[Any]:
     try:
         node = start_node("anvil", tmp_path / "anvil")
     except ChainUnavailableError as exc:
-        pytest.skip(f"needs anvil: {exc}")
+        pytest.fail(f"needs anvil (npm ci): {exc}", pytrace=False)
     with node:
         yield node

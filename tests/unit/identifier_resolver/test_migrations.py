@@ -38,7 +38,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
             with admin.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except OperationalError as exc:
-            pytest.skip(f"needs a PostgreSQL server (CARBON_TEST_DATABASE_URL): {exc.orig}")
+            pytest.fail(f"needs a PostgreSQL server (CARBON_TEST_DATABASE_URL): {exc.orig}",
+                        pytrace=False)
 
     def make() -> str:
         if admin is None:
