@@ -24,7 +24,7 @@ from eth_utils.crypto import keccak
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.types import Wei
 
-from ._internal.evm import Contract, Receipt, account_from_key, load_artifact
+from ._internal.evm import Contract, ContractClient, Receipt, account_from_key, load_artifact
 from .errors import ContractRuleError, QuotaRefusedError, QuotaUnauthorizedError, RegistryError
 from .fixed_point import Fixed, checked
 
@@ -74,29 +74,10 @@ class Adjusted:
     receipt: Receipt
 
 
-class QuotaRegistryClient:
+class QuotaRegistryClient(ContractClient):
     """Reads and writes one ``QuotaRegistry`` deployment, as one account (or read-only)."""
 
-    def __init__(self, w3: Web3, address: str, private_key: str | bytes | None = None,
-                 *, endpoint: str = "embedded") -> None:
-        account = None if private_key is None else account_from_key(private_key)
-        self._contract = Contract(w3, load_artifact(CONTRACT_NAME), address, account, endpoint)
-
-    @property
-    def w3(self) -> Web3:
-        """The web3 connection."""
-        return self._contract.w3
-
-    @property
-    def address(self) -> str:
-        """The contract's checksummed address."""
-        return self._contract.address
-
-    @property
-    def account(self) -> str | None:
-        """The signing account's address, or ``None`` for a read-only client."""
-        acct = self._contract.account
-        return None if acct is None else acct.address
+    CONTRACT_NAME = CONTRACT_NAME
 
     @classmethod
     def embedded(cls, private_key: str | bytes | None = None,
@@ -145,11 +126,6 @@ class QuotaRegistryClient:
         if rc.contract_address is None:
             raise RegistryError("deployment receipt has no contract address", error=None, args={})
         return rc.contract_address
-
-    def with_signer(self, private_key: str | bytes | None) -> QuotaRegistryClient:
-        """A client of the same deployment signing as another account (or read-only)."""
-        return QuotaRegistryClient(self.w3, self.address, private_key,
-                                   endpoint=self._contract.endpoint)
 
     @contextmanager
     def _access(self) -> Iterator[None]:

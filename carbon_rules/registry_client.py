@@ -25,6 +25,7 @@ from web3.types import Wei
 
 from ._internal.evm import (
     Contract,
+    ContractClient,
     Event,
     Receipt,
     account_from_key,
@@ -91,30 +92,12 @@ class Published:
     receipt: Receipt
 
 
-class RuleRegistryClient:
+class RuleRegistryClient(ContractClient):
     """Reads and writes one ``RuleRegistry`` deployment, as one account (or read-only)."""
 
-    def __init__(self, w3: Web3, address: str, private_key: str | bytes | None = None,
-                 *, endpoint: str = "embedded") -> None:
-        account = None if private_key is None else account_from_key(private_key)
-        self._contract = Contract(w3, load_artifact(CONTRACT_NAME), address, account, endpoint)
+    CONTRACT_NAME = CONTRACT_NAME
 
     # construction ---------------------------------------------------------------------
-    @property
-    def w3(self) -> Web3:
-        """The web3 connection (for tests that move the embedded chain's clock)."""
-        return self._contract.w3
-
-    @property
-    def address(self) -> str:
-        """The contract's checksummed address."""
-        return self._contract.address
-
-    @property
-    def account(self) -> str | None:
-        """The signing account's address, or ``None`` for a read-only client."""
-        acct = self._contract.account
-        return None if acct is None else acct.address
 
     @classmethod
     def embedded(cls, private_key: str | bytes | None = None) -> RuleRegistryClient:
@@ -179,11 +162,6 @@ class RuleRegistryClient:
             raise RegistryError(f"deployed code at {rc.contract_address} is not {CONTRACT_NAME}",
                                 error=None, args={})
         return rc.contract_address
-
-    def with_signer(self, private_key: str | bytes | None) -> RuleRegistryClient:
-        """A client of the same deployment signing as another account (or read-only)."""
-        return RuleRegistryClient(self.w3, self.address, private_key,
-                                  endpoint=self._contract.endpoint)
 
     # roles ----------------------------------------------------------------------------
     def has_role(self, role: bytes, account: str) -> bool:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import eth_tester.exceptions as eth_tester_errors  # type: ignore[import-untyped]
 from eth_abi.abi import decode as abi_decode
@@ -419,3 +419,37 @@ def account_from_key(private_key: str | bytes) -> LocalAccount:
     except (ValueError, TypeError) as exc:
         raise RegistryError("invalid private key", error=None, args={}) from exc
     return account
+
+
+class ContractClient:
+    """The part every typed contract client shares: one deployment of ``CONTRACT_NAME``,
+    used as one account (or read-only), and the same deployment as another account."""
+
+    CONTRACT_NAME: ClassVar[str]
+
+    def __init__(self, w3: Web3, address: str, private_key: str | bytes | None = None,
+                 *, endpoint: str = "embedded") -> None:
+        account = None if private_key is None else account_from_key(private_key)
+        self._contract = Contract(w3, load_artifact(self.CONTRACT_NAME), address, account,
+                                  endpoint)
+
+    @property
+    def w3(self) -> Web3:
+        """The web3 connection (tests move the embedded chain's clock through it)."""
+        return self._contract.w3
+
+    @property
+    def address(self) -> str:
+        """The contract's checksummed address."""
+        return self._contract.address
+
+    @property
+    def account(self) -> str | None:
+        """The signing account's address, or ``None`` for a read-only client."""
+        acct = self._contract.account
+        return None if acct is None else acct.address
+
+    def with_signer(self, private_key: str | bytes | None) -> Self:
+        """A client of the same deployment signing as another account (or read-only)."""
+        return type(self)(self.w3, self.address, private_key, endpoint=self._contract.endpoint)
+
