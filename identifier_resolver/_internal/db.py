@@ -11,7 +11,6 @@ locks. ``authorities`` keeps the delegation chains that make this node authorita
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,9 +25,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
 )
+
+from ledger_service._internal.db import make_engine as ledger_engine
+from ledger_service._internal.db import node_key
 
 __all__ = [
     "metadata", "records", "record_versions", "links", "log_nodes", "log_state",
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 metadata = MetaData()
-NODE_LEVEL_SHIFT = 48
 
 records = Table(
     "records",
@@ -115,41 +114,15 @@ authorities = Table(
 )
 
 
-def node_key(level: int, index: int) -> int:
-    """The single-integer key of perfect subtree ``(level, index)``."""
-    return (level << NODE_LEVEL_SHIFT) | index
-
-
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; for SQLite: WAL, ``synchronous=FULL`` and ``BEGIN IMMEDIATE`` writes.
-
-    Connections with the execution option ``read_only=True`` begin deferred, so reads
-    never wait for or hold SQLite's write lock.
+    """The ledger's engine set-up (SQLite: WAL set once, ``synchronous=FULL``,
+    ``BEGIN IMMEDIATE`` writes, deferred reads with ``read_only=True``), refusing an
+    in-memory SQLite database: one per pooled connection would give each its own empty
+    node. Connections may cross threads (the resolver's ASGI front answers from a pool).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path in ("", ":memory:"):
-            # One in-memory database per connection would give every pooled
-            # connection its own empty node; a file (even a temporary one) is shared.
             raise ValueError("the resolver needs a SQLite file, not an in-memory database")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"isolation_level": None, "timeout": 60,
-                               "check_same_thread": False}, **kwargs
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            deferred = conn.get_execution_options().get("read_only", False)
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+        kwargs["connect_args"] = {"check_same_thread": False, **kwargs.get("connect_args", {})}
+    return ledger_engine(url, **kwargs)
