@@ -48,6 +48,7 @@ from ._internal.db import (
     anchors,
     insert_or_ignore,
     inventories,
+    log_records,
     make_engine,
     reader,
     readings,
@@ -432,7 +433,8 @@ class Ledger:
                               last_seq=seqs[-1] if seqs else None, missing=missing)
 
     def leaf_hash(self, index: int) -> bytes:
-        """The stored leaf hash at ``index`` (a reading's, an inventory's or a report's)."""
+        """The stored leaf hash at ``index`` (a reading's, an inventory's, a report's or a
+        log record's)."""
         with self.reader.connect() as conn:
             leaf = conn.execute(select(readings.c.leaf_hash)
                                 .where(readings.c.leaf_index == index)).scalar_one_or_none()
@@ -442,16 +444,19 @@ class Ledger:
             if leaf is None:
                 leaf = conn.execute(select(reports.c.leaf_hash).where(
                     reports.c.leaf_index == index)).scalar_one_or_none()
+            if leaf is None:
+                leaf = conn.execute(select(log_records.c.leaf_hash).where(
+                    log_records.c.leaf_index == index)).scalar_one_or_none()
         if leaf is None:
             raise NotFoundError(f"no leaf at index {index}", leaf_index=index)
         return bytes(leaf)
 
     def append_leaf(self, write: Callable[[Connection, int], bytes], *,
                     unless: Callable[[Connection], bool] | None = None) -> int | None:
-        """Append one leaf that is not a reading (an inventory, a report): ``write(conn, index)``
-        stores its row in the appending transaction and returns its leaf hash. Skipped,
-        returning ``None``, when ``unless(conn)`` holds under the log lock (another
-        process appended the same object first). Returns the leaf index."""
+        """Append one leaf that is not a reading (an inventory, a report, a log record):
+        ``write(conn, index)`` stores its row in the appending transaction and returns
+        its leaf hash. Skipped, returning ``None``, when ``unless(conn)`` holds under the
+        log lock (another process appended the same object first). Returns the leaf index."""
         with self._append_lock:
             with self.engine.begin() as conn:
                 size = self.log.locked_size(conn)

@@ -211,6 +211,18 @@ reports = Table(
     Column("created_at", String(20), nullable=False),
 )
 
+log_records = Table(
+    "log_records",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("enterprise_id", String(200), nullable=False, index=True),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("leaf_data", LargeBinary, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
