@@ -92,11 +92,11 @@ def test_database_made_by_create_all_is_adopted(database: Callable[[], Engine]) 
 # start together. NOLOCK=1 removes the migration lock (to see the race it prevents).
 _STARTER = """
 import os, sys
-from ledger_service._internal import migrations
+from ledger_service._internal import db, migrations
 from ledger_service._internal.db import make_engine
 from ledger_service._internal.log_store import MerkleLog
 if os.environ.get("NOLOCK"):
-    migrations.advisory_xact_lock = lambda conn, name: None
+    db.advisory_xact_lock = lambda conn, name: None
 engine = make_engine(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
