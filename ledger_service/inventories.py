@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, or_, select, update
 
 from carbon_protocol.errors import ProtocolError
 from carbon_protocol.identifiers import IdentifierStr
@@ -76,6 +76,7 @@ from .errors import (
     UnknownKeyError,
     WrongDomainError,
 )
+from .models import KeyRevoke
 from .registry import device_key_info
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ __all__ = [
     "ReadingsOmittedError",
     "StoredInventory",
     "add_gateway_key",
+    "revoke_gateway_key",
     "anchor_covering",
     "association_key",
     "embedded_chain_with_rules",
@@ -283,6 +285,27 @@ def add_gateway_key(conn: Connection, gateway_id: str, body: GatewayKeyCreate, *
            "revoked_at": None}
     conn.execute(gateway_keys.insert().values(**row))
     return _key_public(row)
+
+
+def revoke_gateway_key(conn: Connection, gateway_id: str, key_id: str, body: KeyRevoke, *,
+                       now: datetime | None = None) -> tuple[bool, GatewayKeyPublic]:
+    """Revoke a gateway key from a time on: inventories it signed before stay valid, any
+    received from then on are refused. Revoking twice keeps the earlier time:
+    ``(changed, key)``, ``changed`` false when the key was already revoked earlier."""
+    at = body.revoked_at or utc_text(now)
+    # The earlier time wins in the UPDATE itself, as for device keys.
+    changed = conn.execute(
+        update(gateway_keys)
+        .where(gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id,
+               or_(gateway_keys.c.revoked_at.is_(None), gateway_keys.c.revoked_at > at))
+        .values(revoked_at=at))
+    row = conn.execute(select(gateway_keys).where(
+        gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id)
+    ).mappings().first()
+    if row is None:
+        raise NotFoundError(f"key {key_id} is not registered for gateway {gateway_id}",
+                            id=key_id)
+    return changed.rowcount > 0, _key_public(row)
 
 
 def _key_public(row: Mapping[Any, Any]) -> GatewayKeyPublic:

@@ -3,7 +3,7 @@ the rules inventories are computed with (gateway keys, the chain's methodology).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Response
 
@@ -12,7 +12,10 @@ from carbon_rules.inventory_rules import methodology_to_json
 
 from .. import inventories
 from ..auth import Role, access, body, path, public
+from ..auth.owners import owners_of
 from ..inventories import GatewayKeyCreate, GatewayKeyPublic, InventoryReceipt, StoredInventory
+from ..log_records import append_record
+from ..models import KeyRevoke
 from .deps import LedgerDep
 
 router = APIRouter(prefix="/v1", tags=["inventories"])
@@ -55,6 +58,32 @@ def get_inventory(inventory_id: str, ledger: LedgerDep) -> Any:
 def add_gateway_key(gateway_id: str, body: GatewayKeyCreate, ledger: LedgerDep) -> Any:
     """Register the key a gateway signs its inventories with."""
     return ledger.call(inventories.add_gateway_key, gateway_id, body)
+
+
+@router.post("/gateways/{gateway_id:path}/keys/{key_id}/revoke", response_model=GatewayKeyPublic)
+@access(Role.ADMIN, Role.ENTERPRISE, Role.GATEWAY, owners=[path("gateway_id", "gateway")])
+def revoke_gateway_key(gateway_id: str, key_id: str, body: KeyRevoke, ledger: LedgerDep) -> Any:
+    """Revoke a gateway's inventory-signing key from ``revoked_at`` (default now): an
+    inventory it signs from then on is refused as ``key_revoked``. The revocation, with
+    its reason, is appended to the log (a ``gateway_key_revoked`` record), so who
+    revoked what and from when stays provable after the key row changes. Revoking again
+    with a later time changes and logs nothing."""
+    changed, revoked = cast(tuple[bool, GatewayKeyPublic], ledger.call(
+        inventories.revoke_gateway_key, gateway_id, key_id, body))
+    assert revoked.revoked_at is not None
+    if not changed:
+        return revoked
+    with ledger.reader.connect() as conn:
+        enterprise = owners_of(ledger, conn, "gateway", [gateway_id])[gateway_id]
+    assert enterprise is not None
+    stamp = "".join(c for c in revoked.revoked_at if c.isdigit())
+    append_record(ledger, kind="gateway_key_revoked",
+                  record_id=f"{gateway_id.split('/')[0]}/keyrev.{key_id}.{stamp}",
+                  enterprise_id=enterprise, document={
+                      "format": "carbon-ledger/gateway-key-revocation/v1",
+                      "gateway": gateway_id, "key_id": key_id,
+                      "revoked_at": revoked.revoked_at, "reason": body.reason})
+    return revoked
 
 
 @router.get("/rules/{methodology_id}")

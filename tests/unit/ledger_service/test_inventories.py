@@ -31,6 +31,7 @@ from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.ledger import Ledger
+from ledger_service.log_records import list_records
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import DeviceSpec, Gateway, Organisation
@@ -302,3 +303,31 @@ def test_a_verifier_with_another_registry_is_told_so(world: World) -> None:
     other = RuleRegistryClient.embedded()
     with pytest.raises(InventoryMismatchError, match="registry"):
         verify_inventory(proof, other)
+
+
+def test_a_revoked_gateway_key_signs_no_more_inventories(
+        world: World, tmp_path: Path) -> None:
+    shed = _gateway(tmp_path, world.app, "shed", [("elec-01", "electricity")], "intl")
+    try:
+        pub = gw_inventory.ensure_gateway_key(shed)
+        gw_id = shed.gateway_id
+        client = shed.client
+        wrong = client.call("POST", f"/v1/gateways/{gw_id}/keys/{'0' * 16}/revoke",
+                            {"reason": "lost"})
+        assert (wrong.status, wrong.body["code"]) == (404, "not_found")
+        revoked = client.call("POST", f"/v1/gateways/{gw_id}/keys/{pub.key_id}/revoke",
+                              {"reason": "gateway stolen", "revoked_at": "2026-10-05T12:00:00Z"})
+        assert revoked.status == 200 and revoked.body["revoked_at"] == "2026-10-05T12:00:00Z"
+        later = client.call("POST", f"/v1/gateways/{gw_id}/keys/{pub.key_id}/revoke",
+                            {"reason": "again", "revoked_at": "2026-10-06T00:00:00Z"})
+        assert later.body["revoked_at"] == "2026-10-05T12:00:00Z"  # the earlier time stays
+        records = list_records(world.ledger, kinds=("gateway_key_revoked",))
+        mine = [r.document for r in records if r.document["gateway"] == gw_id]
+        assert mine == [{"format": "carbon-ledger/gateway-key-revocation/v1",
+                         "gateway": gw_id, "key_id": pub.key_id,
+                         "revoked_at": "2026-10-05T12:00:00Z", "reason": "gateway stolen"}]
+        run = gw_inventory.compute(shed, DAY, world.rules)
+        problem = _refused(shed, run.signed)
+        assert problem["code"] == "revoked_key" and problem["details"]["key_id"] == pub.key_id
+    finally:
+        shed.close()
