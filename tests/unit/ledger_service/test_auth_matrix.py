@@ -297,4 +297,5 @@ def test_public_routes_are_exactly_the_published_reads(ledger: Any) -> None:
                     if r.policy is not None and r.policy.public)
     assert public == ["GET /health", "GET /metrics", "GET /v1/log", "GET /v1/log/anchors",
                       "GET /v1/log/proof/consistency", "GET /v1/log/proof/inclusion",
-                      "GET /v1/log/tree-head", "GET /v1/rules/{methodology_id}"]
+                      "GET /v1/log/tree-head", "GET /v1/reports/{report_id:path}/proof",
+                      "GET /v1/rules/{methodology_id}"]

@@ -204,6 +204,12 @@ def test_a_report_is_a_log_leaf_once_and_its_qr_link_proves_it(world: World) -> 
     assert got.status == 200, got.body
     proof = ReportProof.model_validate(got.body)
     assert proof.report == report and proof.leaf_index == index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    with TestClient(world.app) as scanner:  # a phone scanning the QR code has no API key
+        assert scanner.get(link).json() == got.body
+        assert scanner.get(f"/v1/reports/{rid}").status_code == 401  # the report itself: a key
     head = proof.signed_tree_head.tree_head
     assert head.tree_size == proof.anchor.tree_size > index
     assert head.root_hash == proof.anchor.root_hash
