@@ -26,7 +26,8 @@ from .roles import Role
 __all__ = ["Kind", "Policy", "Ref", "access", "body", "decide", "path", "policy_of",
            "public", "query"]
 
-Kind = Literal["enterprise", "site", "gateway", "device", "reading", "inventory", "report"]
+Kind = Literal["enterprise", "site", "gateway", "device", "reading", "inventory", "report",
+               "verification"]
 """What an identifier names, which decides how its owning enterprise is found."""
 
 _ATTRIBUTE = "__access_policy__"

@@ -1,47 +1,28 @@
-"""A sample of readings nobody chose: derived from a block hash, checkable by anyone.
+"""The verification sample at the ledger: the seed block read from the chain, and the
+wire algorithm (:mod:`carbon_protocol.sampling`) raising this package's errors.
 
-A verifier checks an inventory by sampling its readings. If the verifier (or the
-enterprise) could pick the sample, it could avoid the bad readings; so the seed is the
-hash of the first block mined *after* the verification was opened, which neither side
-knows in advance, and the sample follows from the seed by a published algorithm.
-
-Algorithm ``carbon-ledger/sample/v1`` (everything a stranger needs to reimplement it):
-
-1. **Population.** The inventory's reading leaf indices, as inclusive ranges
-   ``first..last``, ascending, disjoint and not adjacent (the ``leaves`` of an
-   inventory line's ``ReadingSet``, merged over all lines). Position ``p`` (0-based)
-   is the ``p``-th smallest leaf index; ``N`` is the number of leaves.
-2. **Key.** ``K = H(b"carbon-ledger/sample/v1" || 0x00 || seed || utf8(verification_id))``
-   where ``H`` is the suite's hash (``intl``: SHA-256, ``sm``: SM3), ``seed`` is the
-   32 raw bytes of the block hash and ``verification_id`` the verification's
-   identifier. The id comes last, so the concatenation is unambiguous.
-3. **Random words.** Block ``j`` (``j = 0, 1, 2, ...``) is ``H(K || uint64_be(j))``;
-   each 32-byte block gives four 64-bit big-endian words, used in order, blocks in
-   order. The stream is consumed across draws, never restarted.
-4. **Uniform draw below m** (rejection sampling, no modulo bias): let
-   ``limit = 2^64 - (2^64 mod m)``; take the next word ``w``; if ``w >= limit``
-   discard it and take the next; else the result is ``w mod m``.
-5. **Without replacement** (partial Fisher-Yates): start from the array
-   ``A = [0, 1, ..., N-1]``; for ``i = 0 .. k-1``: ``j = i + draw(N - i)``, swap
-   ``A[i]`` and ``A[j]``. The sample is the leaf indices at positions
-   ``A[0], ..., A[k-1]``, in that (draw) order.
-
-:func:`check_sample` recomputes the sample and compares leaf sets, so a sample stored
-sorted still checks; a sample with another leaf, a missing leaf or a repeated leaf
-does not.
+The algorithm ``carbon-ledger/sample/v1`` itself (population, key, random words,
+rejection sampling, partial Fisher-Yates) is documented and implemented in
+:mod:`carbon_protocol.sampling`, so the ledger, the verifier's CLI and a stranger
+checking an attestation all run the same code. The seed is the hash of the first block
+mined *after* the verification was opened: nobody knows it when the verification opens.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Final, Literal, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-
-from carbon_protocol.identifiers import IdentifierStr
-from carbon_protocol.inventory import Inventory, LeafRange
-from carbon_protocol.suites import SuiteName, hash_fn
+from carbon_protocol.inventory import LeafRange
+from carbon_protocol.sampling import (
+    SAMPLE_ALGORITHM,
+    Sample,
+    SampleSpec,
+    _below,
+    draw_sample,
+    inventory_population,
+    sample_mismatch,
+)
 
 from ..errors import InvalidInputError, NotFoundError, SampleMismatchError
 
@@ -57,53 +38,7 @@ __all__ = [
     "BlockSource",
 ]
 
-SAMPLE_ALGORITHM: Final = "carbon-ledger/sample/v1"
-_TAG: Final = SAMPLE_ALGORITHM.encode("ascii") + b"\x00"
-_TWO_64: Final = 1 << 64
-
-BlockHash = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-class SampleSpec(_Model):
-    """What a sample is drawn from: everything :func:`draw_sample` needs, nothing else."""
-
-    algorithm: Literal["carbon-ledger/sample/v1"] = SAMPLE_ALGORITHM
-    suite: Literal["sm", "intl"]
-    verification_id: IdentifierStr
-    seed_block_number: Annotated[int, Field(ge=0)]
-    """The first block after the one in which the verification was opened."""
-    seed_block_hash: BlockHash
-    population: list[LeafRange] = Field(min_length=1)
-    """Ascending, disjoint, non-adjacent leaf ranges (see the module docstring)."""
-    size: Annotated[int, Field(ge=1)]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SampleSpec:
-        previous = -2
-        total = 0
-        for r in self.population:
-            if r.first <= previous + 1:
-                raise ValueError("population ranges must be ascending, disjoint and not adjacent")
-            previous = r.last
-            total += r.last - r.first + 1
-        if self.size > total:
-            raise ValueError(f"sample size {self.size} exceeds the population of {total} leaves")
-        return self
-
-    def population_size(self) -> int:
-        """``N``: the number of leaves in the population."""
-        return sum(r.last - r.first + 1 for r in self.population)
-
-
-class Sample(_Model):
-    """A drawn sample: its spec and the leaf indices, in draw order."""
-
-    spec: SampleSpec
-    leaves: list[int]
+_ = _below  # re-exported for the tests of the rejection step
 
 
 def leaf_ranges(indices: Sequence[int]) -> list[LeafRange]:
@@ -123,71 +58,6 @@ def leaf_ranges(indices: Sequence[int]) -> list[LeafRange]:
     return out
 
 
-def inventory_population(inventory: Inventory) -> list[LeafRange]:
-    """The population of an inventory: every line's leaf ranges, merged (none expanded).
-
-    Lines hold different devices, so their ranges never share a leaf; ranges of two
-    lines that touch are joined, which gives the one canonical form the spec requires.
-    """
-    ranges = sorted((r.first, r.last) for line in inventory.lines
-                     for r in line.readings.leaves)
-    merged: list[list[int]] = []
-    for first, last in ranges:
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], last)
-        else:
-            merged.append([first, last])
-    return [LeafRange(first=f, last=la) for f, la in merged]
-
-
-def _words(suite: SuiteName, seed: bytes, verification_id: str) -> Iterator[int]:
-    h = hash_fn(suite)
-    key = h(_TAG + seed + verification_id.encode("utf-8"))
-    j = 0
-    while True:
-        block = h(key + j.to_bytes(8, "big"))
-        for o in range(0, 32, 8):
-            yield int.from_bytes(block[o:o + 8], "big")
-        j += 1
-
-
-def _below(words: Iterator[int], m: int) -> int:
-    limit = _TWO_64 - _TWO_64 % m
-    while True:
-        w = next(words)
-        if w < limit:
-            return w % m
-
-
-def draw_sample(spec: SampleSpec) -> Sample:
-    """Draw the sample ``spec`` determines (algorithm in the module docstring).
-
-    Memory and time grow with the sample size, not the population: the Fisher-Yates
-    array is kept as a dictionary of the positions swapped so far, and a position is
-    turned into a leaf index by bisecting the ranges' cumulative sizes.
-    """
-    seed = bytes.fromhex(spec.seed_block_hash[2:])
-    words = _words(spec.suite, seed, spec.verification_id)
-    n = spec.population_size()
-    swapped: dict[int, int] = {}
-    positions = []
-    for i in range(spec.size):
-        j = i + _below(words, n - i)
-        at_i, at_j = swapped.get(i, i), swapped.get(j, j)
-        swapped[j] = at_i
-        positions.append(at_j)
-    starts = []
-    offset = 0
-    for r in spec.population:
-        starts.append(offset)
-        offset += r.last - r.first + 1
-    leaves = []
-    for p in positions:
-        k = bisect_right(starts, p) - 1
-        leaves.append(spec.population[k].first + p - starts[k])
-    return Sample(spec=spec, leaves=leaves)
-
-
 def check_sample(spec: SampleSpec, leaves: Sequence[int]) -> None:
     """Return if ``leaves`` is the sample ``spec`` determines; raise otherwise.
 
@@ -195,21 +65,9 @@ def check_sample(spec: SampleSpec, leaves: Sequence[int]) -> None:
     Raises :class:`SampleMismatchError` naming the leaves that should not be there and
     those that are missing.
     """
-    expected = draw_sample(spec).leaves
-    claimed = list(leaves)
-    if len(set(claimed)) != len(claimed):
-        raise SampleMismatchError(
-            f"sample for {spec.verification_id} repeats a leaf: a sample is drawn without "
-            "replacement", verification_id=spec.verification_id)
-    extra = sorted(set(claimed) - set(expected))
-    missing = sorted(set(expected) - set(claimed))
-    if extra or missing:
-        raise SampleMismatchError(
-            f"sample for {spec.verification_id} does not match seed block "
-            f"{spec.seed_block_number} ({spec.seed_block_hash[:18]}...): expected "
-            f"{len(expected)} leaves, got {len(claimed)}; not in the derived sample "
-            f"{extra[:10]}, missing {missing[:10]}",
-            verification_id=spec.verification_id, extra=extra[:100], missing=missing[:100])
+    mismatch = sample_mismatch(spec, leaves)
+    if mismatch is not None:
+        raise SampleMismatchError(str(mismatch), **mismatch.details)
 
 
 class BlockSource(Protocol):
