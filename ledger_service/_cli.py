@@ -88,10 +88,14 @@ def verify(
     from carbon_protocol.models import ProofBundle
     from carbon_protocol.verify import verify_bundle
 
+    from ._cli_evidence import read_bundle_file, verify_evidence_file
+
+    data, fmt = read_bundle_file(bundle)  # .json or .json.gz
+    if fmt == "carbon-ledger/evidence/v1":  # one enterprise's whole chain for a period
+        verify_evidence_file(data, rpc, min_confirmations)
+        return
     try:
-        parsed = ProofBundle.model_validate_json(bundle.read_bytes())
-    except OSError as exc:
-        _fail({"code": "unreadable", "message": f"cannot read {bundle}: {exc}"}, 2)
+        parsed = ProofBundle.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
@@ -112,6 +116,10 @@ def verify(
                   f"anchored in block {parsed.anchor.block_number} "
                   f"of chain {parsed.anchor.chain_id}")
 
+
+from ._cli_evidence import export_evidence_command  # noqa: E402
+
+app.command("export-evidence")(export_evidence_command)
 
 inventory_app = typer.Typer(no_args_is_help=True, help="inventories the ledger holds: "
                             "show one, export its proof, verify a proof")

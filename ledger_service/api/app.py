@@ -13,6 +13,7 @@ from . import inventories, log, quotas, readings, registry, reports, verificatio
 from .auth import install_auth
 from .deps import authorize
 from .errors import BodyLimit, install_error_handlers
+from .evidence import router as evidence_router
 from .health import HealthSettings, install_health
 
 
@@ -42,6 +43,7 @@ def create_app(ledger: Ledger, *, health: HealthSettings | None = None) -> FastA
     app.include_router(quotas.router)
     app.include_router(reports.router)
     app.include_router(verification.router)
+    app.include_router(evidence_router)
     app.add_middleware(BodyLimit, max_bytes=ledger.settings.max_body_bytes)
     # After BodyLimit, so it is the outer layer: a refused oversized body is counted too.
     install_health(app, ledger, health)

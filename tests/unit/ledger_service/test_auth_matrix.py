@@ -284,6 +284,10 @@ def test_walk_every_route_with_every_caller(ledger: Any) -> None:
     ("POST /v1/enterprises", Role.BANK, False),
     ("POST /v1/reports", Role.ENTERPRISE, True),
     ("POST /v1/reports", Role.REGULATOR, False),
+    ("GET /v1/evidence/{enterprise_id:path}", Role.BANK, True),
+    ("GET /v1/evidence/{enterprise_id:path}", Role.REGULATOR, True),
+    ("GET /v1/evidence/{enterprise_id:path}", Role.BUYER, False),
+    ("GET /v1/evidence/{enterprise_id:path}", Role.GATEWAY, False),
 ])
 def test_key_cells_of_the_matrix(ledger: Any, route: str, role: Role, allowed: bool) -> None:
     by_route = {f"{r.method} {r.path}": r.policy for r in declared_routes(create_app(ledger))}
