@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     """``embedded``: the URL the embedded node's delegation record publishes."""
     resolver_sync_seconds: float = Field(default=5.0, gt=0)
     """Longest wait between two checks for registry changes (anchors wake it at once)."""
+    finance_config_file: Path | None = None
+    """The finance configuration (:mod:`ledger_service.finance.config`); default
+    ``<data_dir>/finance.json``, every default and no benchmark if it does not exist."""
 
     @model_validator(mode="before")
     @classmethod

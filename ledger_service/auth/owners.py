@@ -2,9 +2,9 @@
 
 device -> site -> enterprise, gateway -> enterprise, reading -> device, inventory ->
 gateway, report -> the enterprise it was built for (checked against the caller when
-it was built), verification -> the enterprise of the inventory verified (from its
-``verification_opened`` log record). One query per kind for any number of identifiers,
-so a batch of 2,000 readings costs one look-up, not 2,000.
+it was built), loan -> the financed project's enterprise (its ``loan_project`` record).
+One query per kind for any number of identifiers, so a batch of 2,000 readings costs
+one look-up, not 2,000.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _query(kind: Kind, ids: Collection[str]) -> Executable:
         return (select(inventories.c.id, gateways.c.enterprise_id)
                 .join(gateways, gateways.c.id == inventories.c.gateway_id)
                 .where(inventories.c.id.in_(ids)))
-    if kind == "verification":
+    if kind == "loan":
         return select(log_records.c.id, log_records.c.enterprise_id).where(
-            log_records.c.id.in_(ids), log_records.c.kind == "verification_opened")
+            log_records.c.id.in_(ids), log_records.c.kind == "loan_project")
     raise ValueError(f"no owner query for {kind}")
 
 
