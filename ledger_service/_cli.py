@@ -131,9 +131,9 @@ app.add_typer(report_app, name="report")
 app.add_typer(quota_app, name="quota")
 app.add_typer(offsets_app, name="offsets")
 
-from ._cli_finance import finance_app  # noqa: E402
+from ._cli_market import market_app  # noqa: E402
 
-app.add_typer(finance_app, name="finance")
+app.add_typer(market_app, name="market")
 
 
 @inventory_app.command("show")

@@ -17,7 +17,8 @@ looks like::
       "rule_registry_address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
       "methodology_id": "cn.enterprise-ghg",
       "quota_registry_address": "0x…",
-      "regulator": "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+      "regulator": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+      "data_market_address": "0x…"
     }
 
 ``rule_registry_address`` is the ``RuleRegistry`` deployed beside the anchor contract
@@ -26,8 +27,10 @@ looks like::
 rules from it. ``quota_registry_address`` is the ``QuotaRegistry`` deployed with it (the
 deployer is its admin) and ``regulator`` the account granted ``REGULATOR_ROLE`` there
 (``devchain`` grants it to a well-known development key); the quota API and CLI use
-that registry when none is named. These keys are absent from a deployment without
-rules.
+that registry when none is named. ``data_market_address`` is the marketplace's
+``DataMarket`` (deployer as admin, the anchorers as operators: the ledger writes
+listings and grants with its anchoring key). These keys are absent from a deployment
+without rules.
 
 ``contract_code_keccak`` is ``keccak256`` of the runtime code at ``contract_address``
 (``CarbonAnchor`` has no immutables, so it equals the artifact's ``deployedBytecode``
@@ -85,6 +88,8 @@ class Deployment(BaseModel):
     """The ``QuotaRegistry`` on the same chain, if one was deployed (regulator's quotas)."""
     regulator: _Address | None = None
     """The account granted ``REGULATOR_ROLE`` on that registry besides the deployer."""
+    data_market_address: _Address | None = None
+    """The ``DataMarket`` on the same chain, if one was deployed (the marketplace)."""
 
     # -- files ------------------------------------------------------------------------
     @classmethod
@@ -114,7 +119,8 @@ class Deployment(BaseModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Without rules the file is exactly what it was before the registry existed.
         absent = {k for k in ("rule_registry_address", "methodology_id",
-                              "quota_registry_address", "regulator")
+                              "quota_registry_address", "regulator",
+                              "data_market_address")
                   if getattr(self, k) is None}
         text = json.dumps(self.model_dump(exclude=absent), indent=2) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -172,7 +178,8 @@ def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
     registry refuses retroactive versions) a ``RuleRegistry`` is deployed too, and the
     default methodology published in it effective from then, the deployer acting as
     the association; and a ``QuotaRegistry`` whose admin is the deployer, with
-    ``REGULATOR_ROLE`` granted to ``regulator`` (an address) if given."""
+    ``REGULATOR_ROLE`` granted to ``regulator`` (an address) if given; and a
+    ``DataMarket`` administered by the deployer, operated by it and the ``anchorers``."""
     from ._internal.chain import ChainClient
 
     address, receipt = ChainClient.deploy_with_receipt(rpc_url, deployer_key)
@@ -180,6 +187,7 @@ def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
     registry: str | None = None
     methodology: str | None = None
     quotas: str | None = None
+    market: str | None = None
     if rules_effective_from is not None:
         from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY, publish_default_methodology
         from carbon_rules.registry_client import RuleRegistryClient
@@ -189,12 +197,16 @@ def deploy(rpc_url: str, deployer_key: str, *, anchorers: Sequence[str] = (),
         publish_default_methodology(rules, rules_effective_from)
         registry, methodology = rules.address, DEFAULT_METHODOLOGY
         quotas = _deploy_quota_registry(rpc_url, deployer_key, regulator)
+        from .market.contract import deploy_beside
+
+        market = deploy_beside(client, deployer_key, operators=tuple(anchorers))
     deployment = Deployment(
         chain_id=client.chain_id, rpc_url=rpc_url, contract_address=address,
         contract_code_keccak=client.code_hash, compiler=client.compiler,
         deployer=client.account, deployed_at_block=receipt.block_number, node=node,
         rule_registry_address=registry, methodology_id=methodology,
         quota_registry_address=quotas, regulator=regulator if quotas else None,
+        data_market_address=market,
     )
     grant_anchorers(deployment, deployer_key, anchorers)
     return deployment

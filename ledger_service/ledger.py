@@ -146,6 +146,8 @@ class Ledger:
         self._methodologies: dict[str, Methodology] = {}
         self.quota_registry_address: str | None = None
         """This ledger's own ``QuotaRegistry`` (:mod:`.quotas`), if its chain has one."""
+        self.data_market_address: str | None = None
+        """This ledger's ``DataMarket`` (:mod:`.market`), if its chain has one."""
         self.on_change: Callable[[Literal["registry", "anchors"]], None] | None = None
         """The one listener of registry writes and anchor events (identifier
         registration, :mod:`.identifiers_sync`); it must return at once and never raise."""
@@ -161,11 +163,13 @@ class Ledger:
         """Open (or create) the ledger the settings describe, connecting to its chain.
 
         ``rules``: give an embedded chain a ``RuleRegistry`` with the default
-        methodology (about 2.5 s more; inventories need it) and a ``QuotaRegistry``
-        (:mod:`.quotas`). On a real chain both are the ones the deployment file names.
+        methodology (about 2.5 s more; inventories need it), a ``QuotaRegistry``
+        (:mod:`.quotas`) and a ``DataMarket`` (:mod:`.market`). On a real chain they are
+        the ones the deployment file names.
         """
         settings = settings or Settings()
         quota_registry: str | None = None
+        data_market: str | None = None
         if chain is None:
             if settings.chain == "embedded":
                 # A fixed anchoring key per data directory deploys the contract at the
@@ -182,6 +186,9 @@ class Ledger:
                                                       key_file.read_text().strip())
                     quota_registry = deploy_embedded(
                         chain.w3, association_key(settings.data_dir), settings.data_dir)
+                    from .market.contract import deploy_beside
+
+                    data_market = deploy_beside(chain, association_key(settings.data_dir))
                 else:
                     chain = ChainClient.embedded(private_key=key_file.read_text().strip())
             else:
@@ -195,6 +202,7 @@ class Ledger:
                     deployment = Deployment.load(settings.deployment_file)
                     chain.rule_registry_address = deployment.rule_registry_address
                     quota_registry = deployment.quota_registry_address
+                    data_market = deployment.data_market_address
         key = load_or_create_key(settings.resolved_log_key_file, settings.log_suite)
         engine = make_engine(settings.resolved_database_url)
         try:
@@ -203,6 +211,7 @@ class Ledger:
             engine.dispose()  # e.g. the database holds another log: close what was opened
             raise
         ledger.quota_registry_address = quota_registry
+        ledger.data_market_address = data_market
         ledger.anchorer.send_pending()
         ledger.anchorer.verify_latest_final()
         if settings.resolver != "none":

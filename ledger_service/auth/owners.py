@@ -2,9 +2,8 @@
 
 device -> site -> enterprise, gateway -> enterprise, reading -> device, inventory ->
 gateway, report -> the enterprise it was built for (checked against the caller when
-it was built), loan -> the financed project's enterprise (its ``loan_project`` record).
-One query per kind for any number of identifiers, so a batch of 2,000 readings costs
-one look-up, not 2,000.
+it was built). One query per kind for any number of identifiers, so a batch of 2,000
+readings costs one look-up, not 2,000.
 """
 
 from __future__ import annotations
@@ -19,6 +18,12 @@ from ..ledger import Ledger
 from .policy import Kind
 
 __all__ = ["owners_of"]
+
+
+_MARKET_RECORDS: dict[str, str] = {"dataset": "data_listing", "data_request": "data_request",
+                                   "grant": "data_grant"}
+"""Marketplace id kinds and the log record kind that names each; its owner is the
+dataset's owner (a buyer reaches its grants through routes that check the grant)."""
 
 
 def _query(kind: Kind, ids: Collection[str]) -> Executable:
@@ -37,9 +42,9 @@ def _query(kind: Kind, ids: Collection[str]) -> Executable:
         return (select(inventories.c.id, gateways.c.enterprise_id)
                 .join(gateways, gateways.c.id == inventories.c.gateway_id)
                 .where(inventories.c.id.in_(ids)))
-    if kind == "loan":
+    if kind in _MARKET_RECORDS:  # marketplace records are filed under the data owner
         return select(log_records.c.id, log_records.c.enterprise_id).where(
-            log_records.c.id.in_(ids), log_records.c.kind == "loan_project")
+            log_records.c.id.in_(ids), log_records.c.kind == _MARKET_RECORDS[kind])
     raise ValueError(f"no owner query for {kind}")
 
 

@@ -27,7 +27,7 @@ __all__ = ["Kind", "Policy", "Ref", "access", "body", "decide", "path", "policy_
            "public", "query"]
 
 Kind = Literal["enterprise", "site", "gateway", "device", "reading", "inventory", "report",
-               "loan"]
+               "dataset", "data_request", "grant"]
 """What an identifier names, which decides how its owning enterprise is found."""
 
 _ATTRIBUTE = "__access_policy__"

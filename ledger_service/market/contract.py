@@ -32,7 +32,7 @@ from ..errors import AnchorError
 from .errors import MarketContractError
 
 __all__ = ["CONTRACT_NAME", "OPERATOR_ROLE", "SCENES", "ChainGrant", "ChainListing",
-           "DataMarketClient", "GrantKind", "MarketTx", "Scene", "chain_key"]
+           "DataMarketClient", "GrantKind", "MarketTx", "Scene", "chain_key", "deploy_beside"]
 
 CONTRACT_NAME: Final = "DataMarket"
 OPERATOR_ROLE: Final = keccak(text="OPERATOR_ROLE")
@@ -207,3 +207,17 @@ class DataMarketClient:
     def block_time(self) -> int:
         """The latest block's timestamp: the clock ``isActive`` reads."""
         return self.chain.block(self.chain.block_number())[1]
+
+
+def deploy_beside(chain: ChainClient, admin_key: str, *,
+                  operators: tuple[str, ...] = ()) -> str:
+    """Deploy a ``DataMarket`` administered by ``admin_key`` and make ``chain``'s account
+    (the ledger's) and each of ``operators`` an operator; return its address.
+
+    The admin key deploys, not the ledger's: the ledger's account keeps its nonces for
+    anchors, which an embedded chain rebuilt on restart must be able to resend."""
+    admin = DataMarketClient.deploy(chain.with_signer(admin_key))
+    for account in (chain.account, *operators):
+        if not admin.has_role(OPERATOR_ROLE, account):
+            admin.grant_operator(account)
+    return admin.address

@@ -79,7 +79,9 @@ def _world(led: Any, owner: str, site: str, name: str) -> dict[str, str]:
     _, receipt = led.ingest_one(sign_reading(reading, key))
     return {"enterprise": owner, "site": site, "gateway": gateway, "device": device,
             "reading": receipt.reading_id, "inventory": f"86.1000.1/inv.{name}-none",
-            "report": f"86.1000.1/rpt.{'0' * 32}", "loan": f"86.1000.1/loan.{name}-none"}
+            "report": f"86.1000.1/rpt.{'0' * 32}",
+            "dataset": f"86.1000.1/ds.{name}-none",
+            "data_request": f"86.1000.1/dreq.{name}-none", "grant": f"86.1000.1/dg.{name}-none"}
 
 
 def _put(body: dict[str, Any], dotted: str, value: str) -> None:
@@ -222,7 +224,8 @@ def test_walk_every_route_with_every_caller(ledger: Any) -> None:
                                                  name="Other plant", region="Hebei"))
     ids = {A: _world(ledger, A, A_SITE, "a"), B: _world(ledger, B, "86.1000.1/site.other", "b")}
     exists = {"enterprise": True, "site": True, "gateway": True, "device": True,
-              "reading": True, "inventory": False, "report": False, "loan": False}
+              "reading": True, "inventory": False, "report": False,
+              "dataset": False, "data_request": False, "grant": False}
     keys = {c.name: _key(ledger, c.role, c.enterprises) for c in CALLERS if c.role}
     revoked = _key(ledger, Role.ADMIN)
     with ledger.engine.begin() as conn:
@@ -284,17 +287,19 @@ def test_walk_every_route_with_every_caller(ledger: Any) -> None:
     ("POST /v1/enterprises", Role.BANK, False),
     ("POST /v1/reports", Role.ENTERPRISE, True),
     ("POST /v1/reports", Role.REGULATOR, False),
+    ("POST /v1/market/datasets", Role.ENTERPRISE, True),
+    ("POST /v1/market/datasets", Role.BUYER, False),
+    ("POST /v1/market/requests/{request_id:path}/grant", Role.BUYER, False),
+    ("POST /v1/market/grants/{grant_id:path}/revoke", Role.BUYER, False),
+    ("GET /v1/market/grants/{grant_id:path}/delivery", Role.BUYER, True),
+    ("GET /v1/market/grants/{grant_id:path}/delivery", Role.ENTERPRISE, False),
+    ("GET /v1/market/grants/{grant_id:path}/delivery", Role.REGULATOR, False),
+    ("GET /v1/market/datasets/{dataset_id:path}/accesses", Role.REGULATOR, True),
+    ("GET /v1/market/datasets/{dataset_id:path}/accesses", Role.BUYER, False),
     ("GET /v1/evidence/{enterprise_id:path}", Role.BANK, True),
     ("GET /v1/evidence/{enterprise_id:path}", Role.REGULATOR, True),
     ("GET /v1/evidence/{enterprise_id:path}", Role.BUYER, False),
     ("GET /v1/evidence/{enterprise_id:path}", Role.GATEWAY, False),
-    ("GET /v1/finance/eligibility/{enterprise:path}", Role.BANK, True),
-    ("GET /v1/finance/eligibility/{enterprise:path}", Role.BUYER, False),
-    ("GET /v1/finance/eligibility/{enterprise:path}", Role.ASSOCIATION, False),
-    ("PUT /v1/finance/output/{enterprise:path}/{period}", Role.ENTERPRISE, True),
-    ("PUT /v1/finance/output/{enterprise:path}/{period}", Role.BANK, False),
-    ("POST /v1/finance/loans", Role.BANK, True),
-    ("POST /v1/finance/loans", Role.ENTERPRISE, False),
 ])
 def test_key_cells_of_the_matrix(ledger: Any, route: str, role: Role, allowed: bool) -> None:
     by_route = {f"{r.method} {r.path}": r.policy for r in declared_routes(create_app(ledger))}

@@ -1,0 +1,144 @@
+"""Delivery under a grant, and opening it on the buyer's side.
+
+The ledger checks the grant twice, in its own records (not revoked, not expired) and on
+chain (``isActive``), then builds a :class:`~carbon_protocol.data_delivery.DataDelivery`
+holding exactly the dataset's readings with their inclusion proofs against the first
+final anchored tree head that covers all of them, encrypts it to the key the buyer
+named in its request, and appends a ``data_access`` record (grant, buyer, time, hash of
+the plaintext, digest of the envelope) *before* answering: a read that is not logged
+does not happen.
+
+:func:`open_delivery` is the buyer's side: decrypt with its private key, then verify
+every signature and proof and the content hash (optionally against the chain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carbon_protocol.canonical import canonical_json
+from carbon_protocol.chain_view import ChainView
+from carbon_protocol.data_delivery import (
+    DataDelivery,
+    DeliveredReading,
+    DeliveryReport,
+    content_hash,
+    parse_delivery,
+    verify_delivery,
+)
+from carbon_protocol.envelope import (
+    Envelope,
+    EnvelopeHeader,
+    RecipientPrivateKey,
+    RecipientPublicKey,
+    envelope_digest,
+    open_,
+    seal,
+)
+from carbon_protocol.models import SignedReading
+from carbon_protocol.suites import hash_fn
+
+from .._internal.clock import utc_text
+from .._internal.db import readings
+from ..auth.keys import Principal
+from ..errors import NotFoundError
+from ..inventories import anchor_covering
+from ..ledger import Ledger
+from ..log_records import append_record
+from ..registry import device_key_info
+from .datasets import Selection, dataset_record, new_id, selected_readings
+from .errors import DeliveryNotReadyError, InvalidDatasetError, NotGrantBuyerError
+from .grants import check_active, grant_record
+from .models import Delivery
+
+__all__ = ["deliver", "open_delivery"]
+
+
+def _payload(ledger: Ledger, grant_id: str, dataset_id: str,
+             listing: dict[str, Any]) -> DataDelivery:
+    selection = Selection.of(listing)
+    with ledger.reader.connect() as conn:
+        rows = selected_readings(conn, selection, (readings.c.id, readings.c.leaf_data))
+        if not rows:
+            raise InvalidDatasetError(f"dataset {dataset_id} selects no readings any more")
+        try:
+            anchor = anchor_covering(ledger, int(rows[-1].leaf_index), f"dataset {dataset_id}")
+        except NotFoundError as exc:
+            raise DeliveryNotReadyError(str(exc), dataset_id=dataset_id) from exc
+        keys: dict[str, Any] = {}
+        items = []
+        for row in rows:
+            signed = SignedReading.model_validate_json(bytes(row.leaf_data))
+            key_id = signed.reading.key_id
+            if key_id not in keys:
+                keys[key_id] = device_key_info(conn, key_id)
+            proof = ledger.log.inclusion_proof(conn, int(row.leaf_index), anchor.tree_size)
+            items.append(DeliveredReading(
+                reading_id=row.id, signed_reading=signed, device_key=keys[key_id],
+                leaf_index=int(row.leaf_index), leaf_hash=bytes(row.leaf_hash).hex(),
+                inclusion_proof=[p.hex() for p in proof]))
+        conn.rollback()
+    digest = content_hash(ledger.settings.log_suite, [bytes(r.leaf_hash) for r in rows]).hex()
+    if digest != listing["content_hash"]:
+        # The log is append-only and the selection fixed: this means tampered storage.
+        raise InvalidDatasetError(f"dataset {dataset_id} now hashes to {digest}, listed as "
+                                  f"{listing['content_hash']}: storage was altered")
+    sth = ledger.tree_head(anchor.tree_size)
+    assert sth is not None
+    return DataDelivery(grant=grant_id, dataset=dataset_id, content_hash=digest,
+                        delivered_at=utc_text(), signed_tree_head=sth,
+                        log_key=ledger.log_key_info(), anchor=anchor, readings=items)
+
+
+def deliver(ledger: Ledger, grant_id: str, principal: Principal | None) -> Delivery:
+    """The encrypted delivery of ``grant_id`` to its buyer, logged before it is returned.
+
+    Refuses a caller whose enterprise is not the grant's buyer (403), a revoked or
+    expired grant or one not active on chain (410), readings not yet anchored (409)."""
+    record = grant_record(ledger, grant_id)
+    doc = record.document
+    if principal is None or doc["buyer"] not in principal.enterprises:
+        raise NotGrantBuyerError(f"grant {grant_id} was made to {doc['buyer']}, not to this "
+                                 "key's enterprise", grant_id=grant_id)
+    check_active(ledger, record)
+    listing = dataset_record(ledger, doc["dataset"]).document
+    payload = _payload(ledger, grant_id, doc["dataset"], listing)
+    plaintext = canonical_json(payload.model_dump(mode="json"))
+    rk = doc["recipient_key"]
+    recipient = RecipientPublicKey.from_hex(rk["suite"], rk["public_key"])
+    envelope = seal(plaintext, recipient, EnvelopeHeader(
+        suite=recipient.suite, grant=grant_id, recipient_key_id=recipient.key_id,
+        content_type="application/json", created_at=utc_text()))
+    access_id = new_id(ledger, "dacc")
+    _, access = append_record(ledger, kind="data_access", record_id=access_id,
+                              enterprise_id=record.enterprise_id, document={
+        "type": "data_access", "access": access_id, "grant": grant_id,
+        "dataset": doc["dataset"], "owner": doc["owner"], "buyer": doc["buyer"],
+        "accessed_at": utc_text(),
+        "plaintext_hash": hash_fn(ledger.settings.log_suite)(plaintext).hex(),
+        "hash_suite": ledger.settings.log_suite,
+        "envelope_digest": envelope_digest(envelope),
+        "recipient_key_id": recipient.key_id, "readings": len(payload.readings),
+        "tree_size": payload.anchor.tree_size})
+    return Delivery(envelope=envelope, access_record_id=access_id,
+                    access_leaf_index=access.leaf_index, content_hash=payload.content_hash,
+                    readings=len(payload.readings))
+
+
+def open_delivery(envelope: Envelope, key: RecipientPrivateKey, *,
+                  expected_content_hash: str | None = None, chain: ChainView | None = None,
+                  trusted_log_keys: list[str] | None = None
+                  ) -> tuple[DataDelivery, DeliveryReport]:
+    """Decrypt ``envelope`` with the buyer's ``key`` and verify what it holds: every
+    reading's signature and proofs, and the content hash (against
+    ``expected_content_hash``, the listed one, when given). Raises the protocol's
+    ``EnvelopeError`` / ``DeliveryVerificationError`` at the first failure."""
+    delivery = parse_delivery(open_(envelope, key))
+    if delivery.grant != envelope.header.grant:
+        from carbon_protocol.data_delivery import DeliveryVerificationError
+
+        raise DeliveryVerificationError(f"the envelope is for grant {envelope.header.grant} "
+                                        f"but holds a delivery for {delivery.grant}")
+    report = verify_delivery(delivery, expected_content_hash=expected_content_hash,
+                             chain=chain, trusted_log_keys=trusted_log_keys)
+    return delivery, report
