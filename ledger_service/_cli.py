@@ -135,6 +135,14 @@ from ._cli_market import market_app  # noqa: E402
 
 app.add_typer(market_app, name="market")
 
+from ._cli_finance import finance_app  # noqa: E402
+
+app.add_typer(finance_app, name="finance")
+
+from ._cli_verification import verification_app  # noqa: E402
+
+app.add_typer(verification_app, name="verification")
+
 
 @inventory_app.command("show")
 def inventory_show(inventory_id: str) -> None:

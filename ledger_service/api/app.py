@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from .._internal.logging_setup import route_server_logs
 from ..ledger import Ledger
-from . import inventories, log, market, quotas, readings, registry, reports
+from . import finance, inventories, log, market, quotas, readings, registry, reports, verification
 from .auth import install_auth
 from .deps import authorize
 from .errors import BodyLimit, install_error_handlers
@@ -44,6 +44,8 @@ def create_app(ledger: Ledger, *, health: HealthSettings | None = None) -> FastA
     app.include_router(reports.router)
     app.include_router(market.router)
     app.include_router(evidence_router)
+    app.include_router(finance.router)
+    app.include_router(verification.router)
     app.add_middleware(BodyLimit, max_bytes=ledger.settings.max_body_bytes)
     # After BodyLimit, so it is the outer layer: a refused oversized body is counted too.
     install_health(app, ledger, health)

@@ -2,8 +2,10 @@
 
 device -> site -> enterprise, gateway -> enterprise, reading -> device, inventory ->
 gateway, report -> the enterprise it was built for (checked against the caller when
-it was built). One query per kind for any number of identifiers, so a batch of 2,000
-readings costs one look-up, not 2,000.
+it was built), verification -> the enterprise of the inventory verified (from its
+``verification_opened`` log record), loan -> the financed project's enterprise (its
+``loan_project`` record). One query per kind for any number of identifiers,
+so a batch of 2,000 readings costs one look-up, not 2,000.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def _query(kind: Kind, ids: Collection[str]) -> Executable:
         return (select(inventories.c.id, gateways.c.enterprise_id)
                 .join(gateways, gateways.c.id == inventories.c.gateway_id)
                 .where(inventories.c.id.in_(ids)))
+    if kind == "verification":
+        return select(log_records.c.id, log_records.c.enterprise_id).where(
+            log_records.c.id.in_(ids), log_records.c.kind == "verification_opened")
+    if kind == "loan":
+        return select(log_records.c.id, log_records.c.enterprise_id).where(
+            log_records.c.id.in_(ids), log_records.c.kind == "loan_project")
     if kind in _MARKET_RECORDS:  # marketplace records are filed under the data owner
         return select(log_records.c.id, log_records.c.enterprise_id).where(
             log_records.c.id.in_(ids), log_records.c.kind == _MARKET_RECORDS[kind])

@@ -27,6 +27,7 @@ __all__ = ["Kind", "Policy", "Ref", "access", "body", "decide", "path", "policy_
            "public", "query"]
 
 Kind = Literal["enterprise", "site", "gateway", "device", "reading", "inventory", "report",
+               "verification", "loan",
                "dataset", "data_request", "grant"]
 """What an identifier names, which decides how its owning enterprise is found."""
 

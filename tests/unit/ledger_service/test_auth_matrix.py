@@ -79,9 +79,10 @@ def _world(led: Any, owner: str, site: str, name: str) -> dict[str, str]:
     _, receipt = led.ingest_one(sign_reading(reading, key))
     return {"enterprise": owner, "site": site, "gateway": gateway, "device": device,
             "reading": receipt.reading_id, "inventory": f"86.1000.1/inv.{name}-none",
-            "report": f"86.1000.1/rpt.{'0' * 32}",
+            "report": f"86.1000.1/rpt.{'0' * 32}", "verification": f"86.1000.1/ver.{name}-none",
             "dataset": f"86.1000.1/ds.{name}-none",
-            "data_request": f"86.1000.1/dreq.{name}-none", "grant": f"86.1000.1/dg.{name}-none"}
+            "data_request": f"86.1000.1/dreq.{name}-none", "grant": f"86.1000.1/dg.{name}-none",
+            "loan": f"86.1000.1/loan.{name}-none"}
 
 
 def _put(body: dict[str, Any], dotted: str, value: str) -> None:
@@ -225,7 +226,8 @@ def test_walk_every_route_with_every_caller(ledger: Any) -> None:
     ids = {A: _world(ledger, A, A_SITE, "a"), B: _world(ledger, B, "86.1000.1/site.other", "b")}
     exists = {"enterprise": True, "site": True, "gateway": True, "device": True,
               "reading": True, "inventory": False, "report": False,
-              "dataset": False, "data_request": False, "grant": False}
+              "dataset": False, "data_request": False, "grant": False, "verification": False,
+              "loan": False}
     keys = {c.name: _key(ledger, c.role, c.enterprises) for c in CALLERS if c.role}
     revoked = _key(ledger, Role.ADMIN)
     with ledger.engine.begin() as conn:
@@ -300,6 +302,13 @@ def test_walk_every_route_with_every_caller(ledger: Any) -> None:
     ("GET /v1/evidence/{enterprise_id:path}", Role.REGULATOR, True),
     ("GET /v1/evidence/{enterprise_id:path}", Role.BUYER, False),
     ("GET /v1/evidence/{enterprise_id:path}", Role.GATEWAY, False),
+    ("GET /v1/finance/eligibility/{enterprise:path}", Role.BANK, True),
+    ("GET /v1/finance/eligibility/{enterprise:path}", Role.BUYER, False),
+    ("GET /v1/finance/eligibility/{enterprise:path}", Role.ASSOCIATION, False),
+    ("PUT /v1/finance/output/{enterprise:path}/{period}", Role.ENTERPRISE, True),
+    ("PUT /v1/finance/output/{enterprise:path}/{period}", Role.BANK, False),
+    ("POST /v1/finance/loans", Role.BANK, True),
+    ("POST /v1/finance/loans", Role.ENTERPRISE, False),
 ])
 def test_key_cells_of_the_matrix(ledger: Any, route: str, role: Role, allowed: bool) -> None:
     by_route = {f"{r.method} {r.path}": r.policy for r in declared_routes(create_app(ledger))}
@@ -314,4 +323,4 @@ def test_public_routes_are_exactly_the_published_reads(ledger: Any) -> None:
     assert public == ["GET /health", "GET /metrics", "GET /v1/log", "GET /v1/log/anchors",
                       "GET /v1/log/proof/consistency", "GET /v1/log/proof/inclusion",
                       "GET /v1/log/tree-head", "GET /v1/reports/{report_id:path}/proof",
-                      "GET /v1/rules/{methodology_id}"]
+                      "GET /v1/rules/{methodology_id}", "GET /v1/verifiers/{verifier_id:path}"]
