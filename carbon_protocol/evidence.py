@@ -26,8 +26,9 @@ Two parts of the check need the accounting rules, which live outside this packag
 from its readings and re-building each report from its inventories. A caller passes a
 :class:`Recomputer` for them (``carbon_rules.evidence_check.RulesRecomputer``, which
 ``carbon-ledger verify`` uses); without one those steps are reported ``not-checked``,
-never passed. Log records are checked per format by :data:`RECORD_CHECKERS`; a record of
-a format nobody registered is reported as not checked.
+never passed. Log records are checked per format by
+``carbon_protocol.evidence_records.RECORD_CHECKERS``; a record of a format nobody
+registered is reported as not checked.
 """
 
 from __future__ import annotations
@@ -44,11 +45,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from .canonical import canonical_json
 from .chain_view import ChainLookupError, ChainView, log_key
 from .errors import ProtocolError, VerificationError
-from .financing_code import (
-    FINANCING_CODE_FORMAT,
-    SignedFinancingCode,
-    financing_code_bytes,
-)
 from .identifiers import IdentifierStr
 from .inventory import (
     FixedStr,
@@ -79,7 +75,6 @@ from .suites import PublicKey, hash_fn
 __all__ = [
     "EVIDENCE_FORMAT",
     "EVIDENCE_STEPS",
-    "RECORD_CHECKERS",
     "AnchoredHead",
     "CheckContext",
     "EvidenceBundle",
@@ -294,28 +289,6 @@ def record_format(document: Mapping[str, Any]) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("format"), str):
             return str(value["format"])
     return None
-
-
-def _check_financing_code(record: RecordItem, ctx: CheckContext) -> str | None:
-    try:
-        signed = SignedFinancingCode.model_validate(record.document)
-    except ValidationError as exc:
-        raise EvidenceCheckError(f"record {record.record_id} is not a signed financing "
-                                 f"code: {exc.errors()[0]['msg']}") from None
-    code = signed.financing_code
-    pub = ctx.log_public_key
-    if (code.suite, code.key_id) != (pub.suite, pub.key_id):
-        raise EvidenceCheckError(f"financing code {record.record_id} is signed by another key",
-                                 expected=pub.key_id, found=code.key_id)
-    pub.verify(bytes.fromhex(signed.signature), financing_code_bytes(code))
-    if ctx.now is not None and parse_utc(code.expires_at) <= ctx.now:
-        return f"financing code {record.record_id} expired at {code.expires_at}"
-    return None
-
-
-RECORD_CHECKERS: dict[str, RecordChecker] = {FINANCING_CODE_FORMAT: _check_financing_code}
-"""Record format -> checker. Another module registers its format here (attestations,
-verifier keys, grants); a format absent from it is reported as not checked."""
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -796,6 +769,8 @@ class _Verifier:
     def record_formats(self) -> None:
         if not self.b.records:
             raise _Skip("the bundle holds no log records")
+        from .evidence_records import RECORD_CHECKERS  # it imports this module's types
+
         assert self.log_pub is not None
         ctx = CheckContext(self.b, self.log_pub, self.anchored_at, self.now)
         unchecked: list[str] = []

@@ -130,6 +130,26 @@ def _reading_data(conn: Connection, indices: Sequence[int]) -> dict[int, bytes]:
     return out
 
 
+def _verifier_keys(ledger: Ledger, rows: Sequence[Mapping[Any, Any]],
+                   size: int) -> list[Mapping[Any, Any]]:
+    """The ``verifier_key`` records (``<verifier>/key.<key_id>``, logged under the
+    verifier, not the enterprise) that the attestations among ``rows`` are signed with:
+    a stranger checks an attestation against a key the log proves was registered."""
+    have = {row["id"] for row in rows}
+    wanted: set[str] = set()
+    for row in rows:
+        signed = json.loads(bytes(row["leaf_data"]))
+        att = signed.get("attestation") if isinstance(signed, dict) else None
+        if isinstance(att, dict) and att.get("format") == "carbon-ledger/attestation/v1":
+            wanted.add(f"{att.get('verifier')}/key.{att.get('key_id')}")
+    if not wanted - have:
+        return []
+    with ledger.reader.connect() as conn:
+        return list(conn.execute(select(log_records).where(and_(
+            log_records.c.id.in_(sorted(wanted - have)), log_records.c.kind == "verifier_key",
+            log_records.c.leaf_index < size)).order_by(log_records.c.leaf_index)).mappings())
+
+
 def _path(ledger: Ledger, index: int, size: int) -> list[str]:
     return [p.hex() for p in ledger.inclusion_proof(index, size)]
 
@@ -168,7 +188,7 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
         report_rows = list(conn.execute(select(reports).where(and_(
             reports.c.enterprise_id == enterprise_id, reports.c.leaf_index < size))
             .order_by(reports.c.leaf_index)).mappings())
-        record_rows = list(conn.execute(select(log_records).where(and_(
+        record_rows: list[Mapping[Any, Any]] = list(conn.execute(select(log_records).where(and_(
             log_records.c.enterprise_id == enterprise_id, log_records.c.leaf_index < size,
             log_records.c.created_at >= span.start)).order_by(log_records.c.leaf_index))
             .mappings())
@@ -188,6 +208,7 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
         leaf_index=int(row["leaf_index"]),
         inclusion_proof=_path(ledger, int(row["leaf_index"]), size))
         for row, s in zip(inv_rows, signed, strict=True)]
+    record_rows += _verifier_keys(ledger, record_rows, size)
     record_items = [RecordItem(
         record_id=row["id"], kind=row["kind"], leaf_index=int(row["leaf_index"]),
         document=json.loads(bytes(row["leaf_data"])),

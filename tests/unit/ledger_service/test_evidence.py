@@ -27,7 +27,7 @@ from carbon_protocol.financing_code import FinancingCode, sign_financing_code
 from carbon_protocol.inventory import leaf_set_proof_nodes
 from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.signing import leaf_bytes
-from carbon_protocol.suites import hash_fn
+from carbon_protocol.suites import PrivateKey, hash_fn
 from carbon_rules.evidence_check import RulesRecomputer
 from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
@@ -38,6 +38,18 @@ from ledger_service.evidence import export_evidence, write_evidence
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
 from ledger_service.settings import Settings
+from ledger_service.verification.evidence import sample_evidence
+from ledger_service.verification.keys import VerifierKeyCreate, register_key
+from ledger_service.verification.verifier import draft_attestation
+from ledger_service.verification.workflow import (
+    FindingDraft,
+    FindingsPost,
+    VerificationOpen,
+    add_findings,
+    open_verification,
+    status,
+    submit_attestation,
+)
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import DeviceSpec, Gateway, Organisation
 from node_gateway.uploader import HttpTransport
@@ -46,6 +58,7 @@ PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.evidence"
 OTHER = f"{PREFIX}/ent.evidence-other"
 SITE = f"{PREFIX}/site.works"
+VERIFIER = f"{PREFIX}/vfr.evidence"
 DAY = period_from_label("2026-10-05")
 START = datetime(2026, 10, 5, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -70,6 +83,20 @@ def _financing_code(ledger: Ledger) -> dict[str, Any]:
         rule_config_hash="ab" * 32, issued_at="2026-10-06T00:00:00Z",
         expires_at="2026-10-20T00:00:00Z")
     return sign_financing_code(code, ledger.log_key).model_dump(mode="json")
+
+
+def _attest(ledger: Ledger, inventory_id: str) -> None:
+    """A third-party verification of the inventory: key, opening, a finding, attestation."""
+    key = PrivateKey.generate("sm")
+    register_key(ledger, VerifierKeyCreate(verifier=VERIFIER, suite="sm",
+                                           public_key=key.public_key().hex()))
+    vid = open_verification(ledger, VerificationOpen(
+        inventory_id=inventory_id, verifier=VERIFIER, sample_size=3)).verification_id
+    add_findings(ledger, vid, FindingsPost(findings=[FindingDraft(
+        severity="info", category="documentation", text="metering plan reviewed")]))
+    signed = draft_attestation(sample_evidence(ledger, vid), status(ledger, vid),
+                               verifier=VERIFIER, key=key, verdict="attest")
+    submit_attestation(ledger, vid, signed)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "period": DAY.model_dump(), "inventory_ids": [receipt["inventory_id"]],
         "prepared_by": "energy office"})
     assert built.status == 201, built.body
+    _attest(ledger, receipt["inventory_id"])
     append_record(ledger, kind="financing_code", record_id=f"{PREFIX}/fc.evidence-1",
                   enterprise_id=ENTERPRISE, document=_financing_code(ledger))
     append_record(ledger, kind="note", record_id=f"{PREFIX}/note.evidence-1",
@@ -127,11 +155,16 @@ def test_export_holds_the_whole_chain_and_verifies(world: World) -> None:
     b = world.bundle
     assert [i.inventory_id for i in b.inventories] == [world.inventory_id]
     assert [r.report_id for r in b.reports] == [world.report_id]
-    assert sorted(r.kind for r in b.records) == ["financing_code", "note"]
+    assert sorted(r.kind for r in b.records) == [
+        "attestation", "financing_code", "note", "verification_finding",
+        "verification_opened", "verifier_key"]
     named = sorted(i for line in b.inventories[0].signed_inventory.inventory.lines
                    for i in line.readings.leaf_indices())
     assert b.readings.indices == named and len(named) > 100
-    assert len(b.heads) == 3 and len(b.consistency) == 2  # readings, inventory, the rest
+    # every final anchor from the readings' first: readings, inventory, the verification
+    # (opening it anchors, to mine the seed block), the rest
+    assert len(b.heads) >= 3 and len(b.consistency) == len(b.heads) - 1
+    assert b.heads[0].anchor.tree_size > min(named)
     assert {k.device for k in b.device_keys} == {f"{PREFIX}/dev.works.elec-01",
                                                  f"{PREFIX}/dev.works.heat-01"}
     assert b.rules[0].id == DEFAULT_METHODOLOGY
@@ -141,6 +174,7 @@ def test_export_holds_the_whole_chain_and_verifies(world: World) -> None:
     assert [s.name for s in report.steps] == list(EVIDENCE_STEPS)
     assert statuses["chain"] == "not-checked"  # no chain given
     assert statuses["log record formats"] == "not-checked"  # the unknown format
+    assert "1 record(s)" in report.steps[-1].detail  # only the note: the rest were checked
     assert "note.evidence-1" in report.steps[-1].detail
     assert all(v == "pass" for k, v in statuses.items()
                if k not in ("chain", "log record formats"))
@@ -283,21 +317,22 @@ def test_tampered_record_document_fails_at_record_inclusion(world: World) -> Non
     assert failed_step(doc) == "log record inclusion"
 
 
-def test_forged_financing_code_fails_at_record_formats(world: World) -> None:
-    """A record whose leaf is genuine but whose signature is not the log key's: the
+@pytest.mark.parametrize("kind", ["financing_code", "attestation"])
+def test_forged_signed_record_fails_at_record_formats(world: World, kind: str) -> None:
+    """A record whose leaf is genuine but whose signature is not its signer's: the
     forger logged it (the leaf and path match), the format check refuses it."""
     ledger = world.ledger
     doc = _doc(world)
-    code = next(r for r in doc["records"] if r["kind"] == "financing_code")
+    code = next(r for r in doc["records"] if r["kind"] == kind)
     code["document"]["signature"] = _flip(code["document"]["signature"])
     # re-log the forged document so its inclusion holds: a new leaf and a new last head
-    _, logged = append_record(ledger, kind="financing_code", record_id=f"{PREFIX}/fc.forged",
+    _, logged = append_record(ledger, kind=kind, record_id=f"{PREFIX}/forged.{kind}",
                               enterprise_id=OTHER, document=code["document"])
     ledger.anchor_tick(force=True)
     fresh = json.loads(export_evidence(ledger, ENTERPRISE, "2026-10").model_dump_json())
     size = fresh["heads"][-1]["signed_tree_head"]["tree_head"]["tree_size"]
     fresh["records"].append({
-        "record_id": logged.record_id, "kind": "financing_code",
+        "record_id": logged.record_id, "kind": kind,
         "leaf_index": logged.leaf_index, "document": code["document"],
         "inclusion_proof": [p.hex() for p in ledger.inclusion_proof(logged.leaf_index, size)]})
     assert failed_step(fresh) == "log record formats"
@@ -404,3 +439,13 @@ def test_route_admits_regulator_bank_and_owner_only(world: World) -> None:
             assert get(refused).status_code == 403
         bad = get(key(Role.REGULATOR), f"/v1/evidence/{ENTERPRISE}?period=2026-13-99")
         assert bad.status_code == 422
+
+
+def test_attestation_without_its_verifier_key_fails_at_record_formats(world: World) -> None:
+    doc = _doc(world)
+    doc["records"] = [r for r in doc["records"] if r["kind"] != "verifier_key"]
+    report = check(doc)
+    failure = report.first_failure
+    assert failure is not None and failure.name == "log record formats", report.summary()
+    assert "verifier key" in failure.detail and failure.expected is not None
+    assert failure.expected.startswith(f"{VERIFIER}/key.")
