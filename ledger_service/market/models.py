@@ -162,8 +162,8 @@ class Delivery(BaseModel):
 
 
 class MarketEvent(BaseModel):
-    """One logged step of a dataset's life (provable with the record's inclusion proof,
-    ``GET /v1/log/records/...`` or :func:`ledger_service.log_records.record_proof`)."""
+    """One logged step of a dataset's life, provable by its record's inclusion proof
+    against an anchor (:func:`ledger_service.log_records.record_proof`)."""
 
     record_id: str
     kind: Literal["data_listing", "data_request", "data_grant", "data_revocation",
