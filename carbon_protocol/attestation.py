@@ -50,6 +50,7 @@ __all__ = [
     "ATTESTATION_FORMAT",
     "FINDING_FORMAT",
     "OPENED_FORMAT",
+    "REVOCATION_FORMAT",
     "SAMPLE_EVIDENCE_FORMAT",
     "VERIFIER_KEY_FORMAT",
     "AttestationError",
@@ -62,6 +63,7 @@ __all__ = [
     "SignedAttestation",
     "VerificationOpened",
     "VerifierKey",
+    "VerifierKeyRevocation",
     "attestation_bytes",
     "check_sample_evidence",
     "sign_attestation",
@@ -69,6 +71,7 @@ __all__ = [
 ]
 
 VERIFIER_KEY_FORMAT: Final = "carbon-ledger/verifier-key/v1"
+REVOCATION_FORMAT: Final = "carbon-ledger/verifier-key-revocation/v1"
 OPENED_FORMAT: Final = "carbon-ledger/verification-opened/v1"
 FINDING_FORMAT: Final = "carbon-ledger/verification-finding/v1"
 ATTESTATION_FORMAT: Final = "carbon-ledger/attestation/v1"
@@ -101,6 +104,19 @@ class VerifierKey(_Wire):
     verifier: IdentifierStr
     public_key: PublicKeyInfo
     registered_at: UtcTimestamp
+
+
+class VerifierKeyRevocation(_Wire):
+    """A verifier key withdrawn (record kind ``verifier_key_revocation``, id
+    ``<verifier>/key.<key_id>/revoked``): from this record on, the ledger accepts no
+    attestation signed with the key. Attestations whose records precede it in the log
+    stay valid, which a stranger tells by the two records' leaf indices."""
+
+    format: Literal["carbon-ledger/verifier-key-revocation/v1"] = REVOCATION_FORMAT
+    verifier: IdentifierStr
+    key_id: Hex16
+    revoked_at: UtcTimestamp
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class VerificationOpened(_Wire):

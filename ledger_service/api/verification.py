@@ -13,7 +13,7 @@ from carbon_protocol.attestation import SampleEvidence, SignedAttestation
 from ..auth import Role, access, body, path, public, query
 from ..errors import NotFoundError
 from ..verification import evidence, keys, regulator, workflow
-from ..verification.keys import RegisteredVerifierKey, VerifierKeyCreate
+from ..verification.keys import RegisteredVerifierKey, VerifierKeyCreate, VerifierKeyRevoke
 from ..verification.regulator import RegulatorStatus
 from ..verification.workflow import (
     AttestationReceipt,
@@ -39,6 +39,16 @@ def register_verifier_key(body: VerifierKeyCreate, ledger: LedgerDep, response: 
     if not created:
         response.status_code = 200
     return registered
+
+
+@router.post("/verifiers/{verifier_id:path}/keys/{key_id}/revoke",
+             response_model=RegisteredVerifierKey)
+@access(Role.ADMIN, Role.REGULATOR)
+def revoke_verifier_key(verifier_id: str, key_id: str, body: VerifierKeyRevoke,
+                        ledger: LedgerDep) -> Any:
+    """Withdraw a verifier key (appended to the log): from now on no attestation signed
+    with it is accepted; those recorded before stay valid."""
+    return keys.revoke_key(ledger, verifier_id, key_id, body)[1]
 
 
 @router.get("/verifiers/{verifier_id:path}", response_model=list[RegisteredVerifierKey])

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from ..errors import LedgerError
 
-__all__ = ["AttestationRefusedError", "SeedPendingError", "UnknownVerifierKeyError",
-           "VerificationClosedError"]
+__all__ = ["AttestationRefusedError", "RevokedVerifierKeyError", "SeedPendingError",
+           "UnknownVerifierKeyError", "VerificationClosedError"]
 
 
 class UnknownVerifierKeyError(LedgerError):
     """The verifier, or the key an attestation names, is not registered at this ledger."""
 
     code = "unknown_verifier_key"
+    http_status = 422
+
+
+class RevokedVerifierKeyError(LedgerError):
+    """The verifier key an attestation names was revoked: it signs nothing any more."""
+
+    code = "revoked_verifier_key"
     http_status = 422
 
 

@@ -186,9 +186,9 @@ def open_verification(ledger: Ledger, body: VerificationOpen, *,
     """Open a verification of ``body.inventory_id`` and anchor, which mines the seed
     block (``anchor=False`` leaves that to the anchor loop, as when the chain is down)."""
     stored = get_inventory(ledger, body.inventory_id)
-    if not verifier_keys(ledger, body.verifier):
+    if not [k for k in verifier_keys(ledger, body.verifier) if k.revocation is None]:
         raise UnknownVerifierKeyError(
-            f"verifier {body.verifier} has no registered key: register it with "
+            f"verifier {body.verifier} has no registered key in force: register one with "
             "POST /v1/verifiers first", verifier=body.verifier)
     vid = f"{ledger.settings.prefix}/ver.{secrets.token_hex(8)}"
     doc = VerificationOpened(

@@ -412,3 +412,79 @@ def test_regulator_sees_every_enterprise(world: World) -> None:
     assert body["tree_size"] == world.ledger.tree_size()
     for caller in ("verifier (all)", "bank", "enterprise"):
         assert world.clients[caller].get("/v1/regulator/status").status_code == 403
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[str]:
+    """The world's ledger served by uvicorn on a free local port."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_the_cli_checks_and_attests_over_http(world: World, served: str) -> None:
+    vid = world.open(size=3)["verification_id"]
+    api_key = _key(world.ledger, Role.VERIFIER, (ENTERPRISE,))
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["verification", "check", vid, "--url", served,
+                                  "--api-key", api_key])
+    assert checked.exit_code == 0, checked.output
+    assert "3 of" in checked.output and "OK" in checked.output
+    refused = runner.invoke(cli, ["verification", "check", vid, "--url", served,
+                                  "--api-key", _key(world.ledger, Role.BANK)])
+    assert refused.exit_code == 1 and "[forbidden]" in refused.output
+    attested = runner.invoke(cli, [
+        "verification", "attest", vid, "--key", str(world.key_file), "--verifier", VERIFIER,
+        "--verdict", "reject", "--url", served, "--api-key", api_key, "--submit"])
+    assert attested.exit_code == 0, attested.output
+    assert f"reject recorded as {vid}/attestation" in attested.output
+    assert world.status(vid).state == "rejected"
+    again = runner.invoke(cli, [
+        "verification", "attest", vid, "--key", str(world.key_file), "--verifier", VERIFIER,
+        "--verdict", "attest", "--url", served, "--api-key", api_key, "--submit"])
+    assert again.exit_code == 1 and "[verification_closed]" in again.output
+
+
+def test_a_revoked_verifier_key_signs_nothing_more(world: World) -> None:
+    other, key = f"{PREFIX}/vfr.second", PrivateKey.generate("intl")
+    pub = key.public_key()
+    assert world.clients["admin"].post("/v1/verifiers", json={
+        "verifier": other, "suite": "intl", "public_key": pub.hex()}).status_code == 201
+    r = world.clients["verifier"].post("/v1/verifications", json={
+        "inventory_id": world.inventory_id, "verifier": other, "sample_size": 2})
+    assert r.status_code == 201, r.text
+    vid = r.json()["verification_id"]
+    signed = draft_attestation(world.evidence(vid), world.status(vid), verifier=other, key=key,
+                               verdict="attest")
+    path = f"/v1/verifiers/{other}/keys/{pub.key_id}/revoke"
+    for caller in ("verifier (all)", "enterprise", "bank"):
+        assert world.clients[caller].post(path, json={"reason": "x"}).status_code == 403
+    revoked = world.clients["regulator"].post(path, json={"reason": "accreditation withdrawn"})
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revocation"]["reason"] == "accreditation withdrawn"
+    again = world.clients["admin"].post(path, json={"reason": "twice"})
+    assert again.json()["revocation"] == revoked.json()["revocation"]
+    listed = world.clients["anonymous"].get(f"/v1/verifiers/{other}").json()
+    assert listed[0]["revocation_record_id"] == f"{other}/key.{pub.key_id}/revoked"
+
+    r = _post(world, vid, signed)
+    assert (r.status_code, r.json()["code"]) == (422, "revoked_verifier_key"), r.text
+    r = world.clients["verifier"].post("/v1/verifications", json={
+        "inventory_id": world.inventory_id, "verifier": other, "sample_size": 2})
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_verifier_key")
+    assert world.clients["admin"].post(f"/v1/verifiers/{other}/keys/{'0' * 32}/revoke",
+                                       json={"reason": "x"}).status_code == 404
