@@ -204,6 +204,24 @@ class DataMarketClient:
                           expires_at=int(expires), revoked_at=int(revoked),
                           kind=_KINDS[int(kind)], price=int(price))
 
+    def find_tx(self, event: str, key: bytes) -> MarketTx | None:
+        """The transaction that emitted ``event`` with first indexed argument ``key``
+        (a dataset or grant key), or ``None``: how a write whose receipt was lost (the
+        process died after sending) is found again."""
+        topic = next(sel for sel, sig in self._abi.events.items() if sig.name == event)
+        with self.chain._boundary("read DataMarket logs"):
+            logs = self.chain.w3.eth.get_logs({
+                "address": self.address, "fromBlock": 0, "toBlock": "latest",
+                "topics": ["0x" + topic.hex(), "0x" + key.hex()]})
+            if not logs:
+                return None
+            rc = self.chain.w3.eth.get_transaction_receipt(logs[0]["transactionHash"])
+        return MarketTx(tx_hash="0x" + bytes(rc["transactionHash"]).hex(),
+                        block_number=int(rc["blockNumber"]), gas_used=int(rc["gasUsed"]),
+                        events=tuple(e for e in (self._abi.decode_log(log) for log in rc["logs"]
+                                                 if str(log["address"]).lower()
+                                                 == self.address.lower()) if e is not None))
+
     def block_time(self) -> int:
         """The latest block's timestamp: the clock ``isActive`` reads."""
         return self.chain.block(self.chain.block_number())[1]

@@ -113,10 +113,21 @@ def grant(ledger: Ledger, request_id: str, body: GrantCreate) -> GrantPublic:
             tx = client.grant(grant_id, doc["dataset"], doc["buyer"], purpose, expires,
                               body.kind, body.price)
         except MarketContractError as exc:
-            if exc.details.get("error") == "DataMarketAlreadyGranted":
+            if exc.details.get("error") != "DataMarketAlreadyGranted":
+                raise
+            # On chain but not in the log: an earlier attempt died after its transaction.
+            # Log that transaction if it granted exactly this; otherwise it is a conflict.
+            on_chain = client.grant_of(grant_id)
+            found = client.find_tx("AccessGranted", chain_key(grant_id))
+            if found is None or (on_chain.dataset_key, on_chain.buyer_key,
+                                 on_chain.purpose_hash, on_chain.expires_at, on_chain.kind,
+                                 on_chain.price) != (
+                    chain_key(doc["dataset"]).hex(), chain_key(doc["buyer"]).hex(),
+                    chain_key(purpose).hex(), expires, body.kind, body.price):
                 raise AlreadyGrantedError(f"request {request_id} was granted already on chain "
-                                          f"as {grant_id}", grant_id=grant_id) from exc
-            raise
+                                          f"as {grant_id}, on other terms",
+                                          grant_id=grant_id) from exc
+            tx = found
         _, record = append_record(ledger, kind="data_grant", record_id=grant_id,
                                   enterprise_id=req.enterprise_id, document={
             "type": "data_grant", "grant": grant_id, "request": request_id,
@@ -178,7 +189,13 @@ def revoke(ledger: Ledger, grant_id: str, body: RevokeCreate) -> GrantPublic:
         if _record(ledger, revocation_id, "data_revocation") is not None:
             raise AlreadyRevokedError(f"grant {grant_id} was revoked already",
                                       grant_id=grant_id)
-        tx = client.revoke(grant_id)
+        try:
+            tx = client.revoke(grant_id)
+        except MarketContractError as exc:
+            found = client.find_tx("GrantRevoked", chain_key(grant_id))
+            if exc.details.get("error") != "DataMarketAlreadyRevoked" or found is None:
+                raise
+            tx = found  # revoked on chain by an attempt that died before logging it
         doc = record.document
         append_record(ledger, kind="data_revocation", record_id=revocation_id,
                       enterprise_id=record.enterprise_id, document={

@@ -22,7 +22,7 @@ from carbon_protocol import merkle
 from carbon_protocol.canonical import canonical_json
 from carbon_protocol.data_delivery import DeliveryVerificationError, content_hash
 from carbon_protocol.envelope import Envelope, RecipientPrivateKey, open_
-from carbon_protocol.models import Reading, format_utc
+from carbon_protocol.models import Reading, format_utc, parse_utc
 from carbon_protocol.signing import sign_reading
 from carbon_protocol.suites import PrivateKey, hash_fn
 from ledger_service import registry
@@ -294,6 +294,47 @@ def test_revocation_stops_delivery(world: World) -> None:
     kinds = [e["kind"] for e in world.as_(Role.REGULATOR).get(
         f"/v1/market/datasets/{_dataset(world)}/accesses").json()]
     assert kinds.count("data_revocation") == 1
+
+
+def test_a_write_whose_process_died_after_its_transaction_is_logged_on_retry(
+        world: World) -> None:
+    """The grant (or revocation) transaction was mined, then the process died before the
+    log record: the same contract calls the service makes, without its log append."""
+    dataset, expires = _dataset(world), "2099-01-01T00:00:00Z"
+    request_id = _request(world)
+    grant_id = request_id.replace("/dreq.", "/dg.")
+    sent = world.market().grant(grant_id, dataset, BUYER, "supplier carbon footprint",
+                                int(parse_utc(expires).timestamp()), "grant", 0)
+    retried = _grant(world, request_id, expires_at=expires)
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["chain"]["tx_hash"] == sent.tx_hash
+    revoked = world.market().revoke(grant_id)
+    r = world.as_(Role.ENTERPRISE, OWNER).post(f"/v1/market/grants/{grant_id}/revoke", json={})
+    assert r.status_code == 200 and r.json()["revoked_at"]
+    (revocation,) = [e for e in world.as_(Role.REGULATOR).get(
+        f"/v1/market/datasets/{dataset}/accesses").json()
+        if e["kind"] == "data_revocation" and e["document"]["grant"] == grant_id]
+    assert revocation["document"]["chain"]["tx_hash"] == revoked.tx_hash
+
+    other = _request(world)
+    world.market().grant(other.replace("/dreq.", "/dg."), dataset, BUYER, "resale",
+                         int(parse_utc(expires).timestamp()), "sale", 5)
+    refused = _grant(world, other, expires_at=expires)
+    assert refused.status_code == 409 and refused.json()["code"] == "already_granted"
+    assert "other terms" in refused.json()["message"]
+
+
+def test_requests_are_listed_for_their_buyer_and_their_owner(world: World) -> None:
+    mine = world.as_(Role.BUYER, BUYER).get("/v1/market/requests", params={"enterprise": BUYER})
+    owners = world.as_(Role.ENTERPRISE, OWNER).get("/v1/market/requests",
+                                                   params={"enterprise": OWNER})
+    assert mine.status_code == owners.status_code == 200
+    assert {r["request_id"] for r in mine.json()} == {r["request_id"] for r in owners.json()}
+    assert all(r["buyer"] == BUYER for r in mine.json())
+    assert world.as_(Role.BUYER, OTHER).get("/v1/market/requests",
+                                            params={"enterprise": OTHER}).json() == []
+    assert world.as_(Role.BUYER, OTHER).get(
+        "/v1/market/requests", params={"enterprise": OWNER}).status_code == 403
 
 
 def test_expiry_in_the_past_is_refused_and_a_grant_expires_with_the_chain(world: World) -> None:
