@@ -373,3 +373,45 @@ def test_cli_opens_and_verifies_a_delivery(world: World, tmp_path: Path) -> None
         "market", "open-delivery", str(tmp_path / "delivery.json"), "--key", str(key_file),
         "--suite", "intl", "--content-hash", "00" * 32])
     assert wrong.exit_code == 1 and "content hash" in wrong.output
+
+
+@pytest.mark.chain
+@pytest.mark.timeout(180)
+def test_devchain_rules_deploy_a_data_market_the_ledger_writes_to(tmp_path: Path) -> None:
+    from eth_account import Account
+
+    from ledger_service.deployment import Deployment, deploy
+    from ledger_service.devchain import DEV_KEYS, start_node
+    from ledger_service.market.contract import OPERATOR_ROLE
+
+    with start_node("anvil", tmp_path / "anvil") as node:
+        head = int(node.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        anchorer = Account.from_key(DEV_KEYS[1]).address
+        dep = deploy(node.url, DEV_KEYS[0], node="anvil", rules_effective_from=head + 3,
+                     anchorers=[anchorer])
+        assert dep.data_market_address is not None
+        path = tmp_path / "deployment.json"
+        dep.write(path)
+        assert json.loads(path.read_text())["data_market_address"] == dep.data_market_address
+        ledger = Ledger.open(Settings(data_dir=tmp_path / "ledger", deployment_file=path,
+                                      anchor_private_key=DEV_KEYS[1]))
+        try:
+            assert ledger.data_market_address == dep.data_market_address
+            market = DataMarketClient(ledger.chain, dep.data_market_address)
+            assert market.has_role(OPERATOR_ROLE, anchorer)
+            assert not market.has_role(OPERATOR_ROLE, Account.from_key(DEV_KEYS[2]).address)
+            ledger.call(registry.create_enterprise, EnterpriseCreate(id=OWNER, name="o"))
+            ledger.call(registry.create_site, SiteCreate(id=f"{P}/site.o", enterprise_id=OWNER,
+                                                         name="o", region="Hebei"))
+            device, key = _device(ledger, "anvil", f"{P}/site.o")
+            # Anchors and market writes share the account's nonces, interleaved.
+            for seq in (1, 2):
+                _read(ledger, device, key, seq, f"2026-03-01T0{seq}:00:00Z")
+                assert ledger.anchor_tick(force=True)
+                tx = market.list_dataset(f"{P}/ds.anvil{seq}", bytes(range(32)), "trading",
+                                         OWNER)
+                assert tx.events[0].args["operator"] == anchorer
+            assert ledger.chain.latest_tree_size(ledger.chain.log_key(ledger.settings.log_id)) == 2
+        finally:
+            ledger.engine.dispose()
+    assert Deployment.load(path) == dep
