@@ -25,6 +25,7 @@ from benchmarks import (
     anchor,
     anchor_latency,
     burst,
+    evidence_bundle,
     ingest,
     ingest_postgres,
     inventory_scale,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "ingest_pg": ingest_postgres.run,  # ingest_readings_per_s, 1 and 2 processes, scaling
     "burst": burst.run,  # burst_latency_ms p50/p99, 10,000 single-reading POSTs, 200 in flight
     "inventory_scale": inventory_scale.run,  # inventory_35m_seconds, _peak_rss_mib (35M readings)
+    "evidence": evidence_bundle.run,  # evidence_{export,parse,verify}_seconds, _json/_gzip_bytes
     "access_check": access_check.run,  # access_check_{single,unscoped}_us, _batch_ms (500 devices)
 }
 SUITES = ("sm", "intl")
