@@ -99,8 +99,10 @@ class DataMarketClient:
         artifact = load_artifact(CONTRACT_NAME)
         owner = chain.account if admin is None else to_checksum_address(admin)
         data = artifact.bytecode + abi_encode(["address"], [owner])
-        with chain._boundary(f"deploy {CONTRACT_NAME}"):
+        try:
             gas = int(chain.w3.eth.estimate_gas({"from": chain.account, "data": data}))
+        except _CHAIN_ERRORS as exc:
+            raise _refusal(_ContractAbi(artifact.abi), chain, exc, "deploy") from exc
         rc = chain._transact(None, data, gas * 6 // 5)
         address = rc.get("contractAddress")
         with chain._boundary("read code of the new contract"):
@@ -119,15 +121,7 @@ class DataMarketClient:
         return self._abi.decode_output(name, bytes(out))
 
     def _refusal(self, exc: BaseException, action: str) -> Exception:
-        payload = _revert_payload(exc)
-        if isinstance(payload, bytes):
-            error, args, message = self._abi.decode_revert(payload)
-            return MarketContractError(f"DataMarket refused {action}: {message}",
-                                       error=error, args=args)
-        if isinstance(payload, str):
-            return MarketContractError(f"DataMarket refused {action}: {payload}",
-                                       error=None, args={})
-        return self.chain._translate(exc, f"DataMarket {action}")
+        return _refusal(self._abi, self.chain, exc, action)
 
     def _send(self, name: str, *args: Any) -> MarketTx:
         data = self._abi.encode_call(name, *args)
@@ -225,6 +219,20 @@ class DataMarketClient:
     def block_time(self) -> int:
         """The latest block's timestamp: the clock ``isActive`` reads."""
         return self.chain.block(self.chain.block_number())[1]
+
+
+def _refusal(abi: _ContractAbi, chain: ChainClient, exc: BaseException,
+             action: str) -> Exception:
+    """The contract's decoded refusal of ``action``, or the chain client's error."""
+    payload = _revert_payload(exc)
+    if isinstance(payload, bytes):
+        error, args, message = abi.decode_revert(payload)
+        return MarketContractError(f"DataMarket refused {action}: {message}",
+                                   error=error, args=args)
+    if isinstance(payload, str):
+        return MarketContractError(f"DataMarket refused {action}: {payload}",
+                                   error=None, args={})
+    return chain._translate(exc, f"DataMarket {action}")
 
 
 def deploy_beside(chain: ChainClient, admin_key: str, *,

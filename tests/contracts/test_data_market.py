@@ -161,3 +161,9 @@ def test_only_operators_write(market: DataMarketClient) -> None:
     assert other.has_role(OPERATOR_ROLE, outsider.address)
     (event,) = other.list_dataset("86.1000.1/ds.outsider", CONTENT, "trading", OWNER).events
     assert event.args["operator"] == outsider.address
+
+
+def test_the_zero_admin_is_refused(market: DataMarketClient) -> None:
+    with pytest.raises(MarketContractError) as err:
+        DataMarketClient.deploy(market.chain, admin="0x" + "00" * 20)
+    assert _error(err) == ("DataMarketInvalidAdmin", {"admin": "0x" + "00" * 20})
