@@ -662,12 +662,16 @@ class _Verifier:
         named: dict[int, str] = {}
         bundle_start = parse_utc(self.b.period.start)
         bundle_end = parse_utc(self.b.period.end)
+        reported = {row.get("inventory") for r in self.b.reports
+                    for row in r.report.get("anchors", []) if isinstance(row, dict)}
         for item in self.b.inventories:
             inv = item.signed_inventory.inventory
             start, end = parse_utc(inv.period.start), parse_utc(inv.period.end)
-            if not (start < bundle_end and bundle_start < end):
+            if not (start < bundle_end and bundle_start < end) and (
+                    item.inventory_id not in reported):
                 _fail(f"{item.inventory_id} covers {inv.period.label}, outside the bundle's "
-                      f"period", self.b.period.label, inv.period.label)
+                      "period, and no report of the bundle names it", self.b.period.label,
+                      inv.period.label)
             for line in inv.lines:
                 rs = line.readings
                 for i in rs.leaf_indices():

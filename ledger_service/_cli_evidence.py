@@ -101,7 +101,7 @@ def verify_evidence_file(data: bytes, rpc: str | None, min_confirmations: int) -
     failure = report.first_failure
     if failure is not None:
         _fail("bundle_verification_failed", report.summary())
-    console.print(f"[bold green]OK[/] {escape(report.summary())}: "
+    console.print(f"[bold green]{escape(report.summary())}[/]: "
                   f"{len(bundle.readings.indices):,} readings, {len(bundle.inventories)} "
                   f"inventories, {len(bundle.reports)} reports, {len(bundle.records)} records "
                   f"against tree size {bundle.heads[-1].anchor.tree_size} anchored in block "

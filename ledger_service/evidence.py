@@ -10,7 +10,8 @@ asking the ledger again (:class:`carbon_protocol.evidence.EvidenceBundle`,
   device keys, and one leaf-set proof for all the readings;
 * the methodology each inventory names, every published version of it, so the
   inventory is recomputed offline;
-* the reports built for the enterprise that name one of those inventories;
+* the reports built for the enterprise that name one of those inventories, and the
+  other inventories those reports name (a quarter's report beside its January);
 * the enterprise's log records appended since the period began (attestations,
   verification findings, financing codes, grants...): records about a period are made
   during or after it;
@@ -121,6 +122,27 @@ def _inventories(conn: Connection, enterprise_id: str, period: Period,
         .order_by(inventories.c.leaf_index)).mappings())
 
 
+def _reports(conn: Connection, enterprise_id: str, inventory_ids: set[str], size: int
+             ) -> tuple[list[Mapping[Any, Any]], list[Mapping[Any, Any]]]:
+    """The enterprise's reports naming one of ``inventory_ids``, and the inventories
+    they name beside those (a quarter's report exported with its January: the report
+    is checked against all its inventories, so the bundle carries them all)."""
+    chosen: list[Mapping[Any, Any]] = []
+    named: set[str] = set()
+    for row in conn.execute(select(reports).where(and_(
+            reports.c.enterprise_id == enterprise_id, reports.c.leaf_index < size))
+            .order_by(reports.c.leaf_index)).mappings():
+        ids = {str(a.get("inventory")) for a in json.loads(bytes(row["leaf_data"]))
+               .get("anchors", [])}
+        if ids & inventory_ids:
+            chosen.append(row)
+            named |= ids
+    more: list[Mapping[Any, Any]] = list(conn.execute(select(inventories).where(and_(
+        inventories.c.id.in_(sorted(named - inventory_ids)),
+        inventories.c.leaf_index < size))).mappings()) if named - inventory_ids else []
+    return chosen, more
+
+
 def _reading_data(conn: Connection, indices: Sequence[int]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     for chunk in _chunks(indices):
@@ -169,6 +191,8 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
             raise NotFoundError("nothing is anchored (final) yet; try after the next anchor")
         size = int(final[-1]["tree_size"])
         inv_rows = _inventories(conn, enterprise_id, span, size)
+        report_rows, more = _reports(conn, enterprise_id, {r["id"] for r in inv_rows}, size)
+        inv_rows = sorted([*inv_rows, *more], key=lambda r: int(r["leaf_index"]))
         signed = [SignedInventory.model_validate_json(bytes(r["leaf_data"])) for r in inv_rows]
         key_rows = {row["key_id"]: row for row in conn.execute(select(gateway_keys).where(
             gateway_keys.c.key_id.in_({s.inventory.key_id for s in signed}))).mappings()}
@@ -184,22 +208,14 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
                  if indices else [])
         device_keys = [device_key_info(conn, k)
                        for k in sorted({u.reading.key_id for u in used})]
-        inventory_ids = {r["id"] for r in inv_rows}
-        report_rows = list(conn.execute(select(reports).where(and_(
-            reports.c.enterprise_id == enterprise_id, reports.c.leaf_index < size))
-            .order_by(reports.c.leaf_index)).mappings())
         record_rows: list[Mapping[Any, Any]] = list(conn.execute(select(log_records).where(and_(
             log_records.c.enterprise_id == enterprise_id, log_records.c.leaf_index < size,
             log_records.c.created_at >= span.start)).order_by(log_records.c.leaf_index))
             .mappings())
-    report_items = []
-    for row in report_rows:
-        document = json.loads(bytes(row["leaf_data"]))
-        named = {a.get("inventory") for a in document.get("anchors", [])}
-        if named & inventory_ids:
-            report_items.append(ReportItem(
-                report_id=row["id"], report=document, leaf_index=int(row["leaf_index"]),
-                inclusion_proof=_path(ledger, int(row["leaf_index"]), size)))
+    report_items = [ReportItem(
+        report_id=row["id"], report=json.loads(bytes(row["leaf_data"])),
+        leaf_index=int(row["leaf_index"]),
+        inclusion_proof=_path(ledger, int(row["leaf_index"]), size)) for row in report_rows]
     inventory_items = [InventoryItem(
         inventory_id=row["id"], signed_inventory=s,
         gateway_key=PublicKeyInfo(suite=key_rows[s.inventory.key_id]["suite"],

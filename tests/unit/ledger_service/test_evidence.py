@@ -24,7 +24,7 @@ from carbon_protocol.evidence import (
     verify_evidence,
 )
 from carbon_protocol.financing_code import FinancingCode, sign_financing_code
-from carbon_protocol.inventory import leaf_set_proof_nodes
+from carbon_protocol.inventory import Period, leaf_set_proof_nodes
 from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.signing import leaf_bytes
 from carbon_protocol.suites import PrivateKey, hash_fn
@@ -72,6 +72,7 @@ class World:
     bundle: EvidenceBundle
     report_id: str
     inventory_id: str
+    gateway: Gateway
 
 
 def _financing_code(ledger: Ledger) -> dict[str, Any]:
@@ -132,7 +133,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                   enterprise_id=ENTERPRISE, document={"format": "example/unknown/v1", "n": 1})
     ledger.anchor_tick(force=True)
     bundle = export_evidence(ledger, ENTERPRISE, "2026-10")
-    yield World(ledger, app, admin, bundle, built.body["report_id"], receipt["inventory_id"])
+    yield World(ledger, app, admin, bundle, built.body["report_id"], receipt["inventory_id"],
+                gw)
     gw.close()
     ledger.engine.dispose()
 
@@ -393,10 +395,20 @@ def test_altered_factor_fails_at_rule_version(world: World) -> None:
 def test_cli_exports_gzip_and_verifies(world: World, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "evidence.json.gz"
-    written = write_evidence(world.bundle, out)
-    assert written == out.stat().st_size
-    assert json.loads(gzip.decompress(out.read_bytes()))["format"] == "carbon-ledger/evidence/v1"
+    written = write_evidence(world.bundle, tmp_path / "direct.json.gz")
+    assert written == (tmp_path / "direct.json.gz").stat().st_size
     runner = CliRunner()
+    # The embedded chain lives in the ledger object (a process reopening the files gets
+    # a new one): the command is given this process's ledger, as `serve` would hold it.
+    monkeypatch.setattr(Ledger, "open", classmethod(lambda cls, *a, **k: world.ledger))
+    exported = runner.invoke(cli, ["export-evidence", "--enterprise", ENTERPRISE,
+                                   "--period", "2026-10", "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert "inventories" in exported.output
+    bad_period = runner.invoke(cli, ["export-evidence", "--enterprise", ENTERPRISE,
+                                     "--period", "October", "-o", str(tmp_path / "x.json")])
+    assert bad_period.exit_code == 1 and "invalid_input" in bad_period.output
+    assert json.loads(gzip.decompress(out.read_bytes()))["format"] == "carbon-ledger/evidence/v1"
     ok = runner.invoke(cli, ["verify", str(out)])
     assert ok.exit_code == 0, ok.output
     assert "inventory recomputation" in ok.output
@@ -449,3 +461,29 @@ def test_attestation_without_its_verifier_key_fails_at_record_formats(world: Wor
     assert failure is not None and failure.name == "log record formats", report.summary()
     assert "verifier key" in failure.detail and failure.expected is not None
     assert failure.expected.startswith(f"{VERIFIER}/key.")
+
+
+def test_a_report_brings_the_other_inventories_it_names(world: World) -> None:
+    """A two-day report exported with its first day: its second day's inventory (and
+    that day's readings) come along, so the report is rebuilt from all it names."""
+    gw = world.gateway
+    second_day = period_from_label("2026-10-06")
+    run = gw_inventory.compute(gw, second_day, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
+    second = gw_inventory.submit(gw, run.signed)["inventory_id"]
+    world.ledger.anchor_tick(force=True)
+    both = Period(label="2026-10-05+2d", start=DAY.start, end="2026-10-07T00:00:00Z")
+    built = gw.client.call("POST", "/v1/reports", {
+        "enterprise": {"id": ENTERPRISE, "name": "Evidence Co."},
+        "boundary": {"sites": [{"id": SITE, "name": "works"}]}, "period": both.model_dump(),
+        "inventory_ids": [world.inventory_id, second], "prepared_by": "energy office"})
+    assert built.status == 201, built.body
+    world.ledger.anchor_tick(force=True)
+    bundle = export_evidence(world.ledger, ENTERPRISE, "2026-10-05")
+    assert {i.inventory_id for i in bundle.inventories} == {world.inventory_id, second}
+    assert built.body["report_id"] in {r.report_id for r in bundle.reports}
+    report = check(bundle)
+    assert report.ok, report.summary()
+    # without the report, the second day's inventory has no business in a 5 October bundle
+    doc = json.loads(bundle.model_dump_json())
+    doc["reports"] = [r for r in doc["reports"] if r["report_id"] != built.body["report_id"]]
+    assert failed_step(doc) == "inventory readings"
