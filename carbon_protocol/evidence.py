@@ -249,8 +249,10 @@ class EvidenceCheckError(VerificationError):
 class Recomputer(Protocol):
     """Re-derives what needs the accounting rules; raises :class:`EvidenceCheckError`."""
 
-    def rule(self, methodology: MethodologyDoc) -> None:
-        """Check the methodology's factors against each version's parameters hash."""
+    def rule(self, methodology: MethodologyDoc, registries: Sequence[tuple[int, str]]) -> None:
+        """Check the methodology's factors against each version's parameters hash and,
+        if it can reach a chain, that each version is what the ``RuleRegistry`` at each
+        ``(chain_id, address)`` the inventories name publishes."""
 
     def inventory(self, inventory: Inventory, methodology: MethodologyDoc,
                   readings: Mapping[str, Sequence[tuple[int, Reading]]]) -> None:
@@ -616,7 +618,12 @@ class _Verifier:
                       + (f" to {following[0].effective_from}" if following else ""))
         if self.recomputer is not None:
             for doc in rules.values():
-                self.recompute(f"methodology {doc.id}", partial(self.recomputer.rule, doc))
+                where = sorted({(i.signed_inventory.inventory.rule.chain_id,
+                                 i.signed_inventory.inventory.rule.registry)
+                                for i in self.b.inventories
+                                if i.signed_inventory.inventory.rule.methodology_id == doc.id})
+                self.recompute(f"methodology {doc.id}",
+                               partial(self.recomputer.rule, doc, where))
         return rules
 
     # 10

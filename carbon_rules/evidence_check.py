@@ -21,9 +21,10 @@ verifier reports it as the failing step with the claimed and recomputed values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from eth_utils.address import to_checksum_address
 from pydantic import ValidationError
 
 from carbon_protocol.canonical import canonical_json
@@ -33,12 +34,13 @@ from carbon_protocol.models import AnchorRef, Reading
 
 from .errors import RulesError
 from .inventory import LoggedReading, recompute_inventory
-from .inventory_rules import methodology_from_json
+from .inventory_rules import methodology_from_json, methodology_to_json
 from .models import Methodology
+from .registry_client import RuleRegistryClient
 from .reports import InventoryReport, LoggedInventory, report_bytes
 from .reports.verify import verify_report
 
-__all__ = ["RulesRecomputer"]
+__all__ = ["RegistryAt", "RulesRecomputer", "registry_over_rpc"]
 
 
 def _refused(exc: RulesError) -> EvidenceCheckError:
@@ -47,11 +49,29 @@ def _refused(exc: RulesError) -> EvidenceCheckError:
                               found=details.get("claimed"))
 
 
-class RulesRecomputer:
-    """:class:`carbon_protocol.evidence.Recomputer` with this package's rules."""
+RegistryAt = Callable[[int, str], RuleRegistryClient]
+"""A read-only client of the ``RuleRegistry`` at ``(chain_id, address)``."""
 
-    def __init__(self) -> None:
+
+def registry_over_rpc(rpc_url: str) -> RegistryAt:
+    """Clients over one JSON-RPC endpoint; the chain id must be the one named (and the
+    code at the address this build's ``RuleRegistry``, :meth:`RuleRegistryClient.connect`)."""
+    def at(chain_id: int, address: str) -> RuleRegistryClient:
+        return RuleRegistryClient.connect(rpc_url, to_checksum_address(address),
+                                          expected_chain_id=chain_id)
+    return at
+
+
+class RulesRecomputer:
+    """:class:`carbon_protocol.evidence.Recomputer` with this package's rules.
+
+    With ``registry``, the carried methodology is also compared with the registry the
+    inventories name: every version it carries must be the one published there (a
+    later version published since the export is no difference)."""
+
+    def __init__(self, registry: RegistryAt | None = None) -> None:
         self._methodologies: dict[str, Methodology] = {}
+        self._registry = registry
 
     def _methodology(self, doc: MethodologyDoc) -> Methodology:
         cached = self._methodologies.get(doc.id)
@@ -63,10 +83,29 @@ class RulesRecomputer:
             self._methodologies[doc.id] = cached
         return cached
 
-    def rule(self, methodology: MethodologyDoc) -> None:
+    def rule(self, methodology: MethodologyDoc, registries: Sequence[tuple[int, str]]) -> None:
         """Rebuild the methodology: each version's factors must hash to its parameters
-        hash (:class:`~carbon_rules.models.MethodologyVersion` checks it)."""
+        hash (:class:`~carbon_rules.models.MethodologyVersion` checks it); with a
+        registry, each version must be the one published on chain."""
         self._methodology(methodology)
+        if self._registry is None:
+            return
+        carried = methodology.model_dump(mode="json")["versions"]
+        for chain_id, address in registries:
+            try:
+                published = methodology_to_json(
+                    self._registry(chain_id, address).methodology(methodology.id))["versions"]
+            except RulesError as exc:
+                raise _refused(exc) from exc
+            for version in carried:
+                number = version["version"]
+                held = published[number - 1] if number <= len(published) else None
+                if held != version:
+                    raise EvidenceCheckError(
+                        f"{methodology.id} v{number} differs from the RuleRegistry's at "
+                        f"{address} on chain {chain_id}",
+                        expected=None if held is None else held["parameters_hash"],
+                        found=version["parameters_hash"])
 
     def inventory(self, inventory: Inventory, methodology: MethodologyDoc,
                   readings: Mapping[str, Sequence[tuple[int, Reading]]]) -> None:

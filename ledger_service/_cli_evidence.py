@@ -78,7 +78,7 @@ def verify_evidence_file(data: bytes, rpc: str | None, min_confirmations: int) -
     """Verify an evidence bundle's bytes, print the step table, exit 1 on a failure."""
     from carbon_protocol.chain_view import JsonRpcChainView
     from carbon_protocol.evidence import EvidenceBundle, verify_evidence
-    from carbon_rules.evidence_check import RulesRecomputer
+    from carbon_rules.evidence_check import RulesRecomputer, registry_over_rpc
 
     try:
         bundle = EvidenceBundle.model_validate_json(data)
@@ -87,7 +87,8 @@ def verify_evidence_file(data: bytes, rpc: str | None, min_confirmations: int) -
         loc = ".".join(str(p) for p in first["loc"])
         _fail("malformed_bundle", f"step 0 (parse) failed: {loc}: {first['msg']}")
     report = verify_evidence(bundle, chain=JsonRpcChainView(rpc) if rpc else None,
-                             recomputer=RulesRecomputer(), min_confirmations=min_confirmations)
+                             recomputer=RulesRecomputer(registry_over_rpc(rpc) if rpc else None),
+                             min_confirmations=min_confirmations)
     table = Table(title=f"evidence of {bundle.enterprise} for {bundle.period.label}")
     for column in ("step", "check", "result", "detail"):
         table.add_column(column)

@@ -31,6 +31,7 @@ from carbon_protocol.suites import PrivateKey, hash_fn
 from carbon_rules.evidence_check import RulesRecomputer
 from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
+from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._cli import app as cli
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
@@ -487,3 +488,22 @@ def test_a_report_brings_the_other_inventories_it_names(world: World) -> None:
     doc = json.loads(bundle.model_dump_json())
     doc["reports"] = [r for r in doc["reports"] if r["report_id"] != built.body["report_id"]]
     assert failed_step(doc) == "inventory readings"
+
+
+def test_with_the_registry_the_carried_rule_must_be_the_published_one(world: World) -> None:
+    """``published_at`` is outside the parameters hash: offline, an edit goes unseen;
+    against the RuleRegistry the inventories name, it is caught at the rule step."""
+    w3 = world.ledger.rules().w3
+
+    def registry(chain_id: int, address: str) -> RuleRegistryClient:
+        assert chain_id == int(w3.eth.chain_id)
+        return RuleRegistryClient(w3, w3.to_checksum_address(address))
+
+    assert verify_evidence(world.bundle, recomputer=RulesRecomputer(registry)).ok
+    doc = _doc(world)
+    doc["rules"][0]["versions"][0]["published_at"] += 1
+    edited = EvidenceBundle.model_validate(doc)
+    assert verify_evidence(edited, recomputer=RulesRecomputer()).ok
+    failure = verify_evidence(edited, recomputer=RulesRecomputer(registry)).first_failure
+    assert failure is not None and failure.name == "rule version"
+    assert "differs from the RuleRegistry" in failure.detail
