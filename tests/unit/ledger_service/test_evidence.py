@@ -5,9 +5,10 @@ at the step that names it."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from carbon_protocol.chain_view import OnChainAnchor, OnChainReceipt
+from carbon_protocol.chain_view import OnChainAnchor
 from carbon_protocol.evidence import (
     EVIDENCE_STEPS,
     EvidenceBundle,
@@ -33,6 +34,7 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._cli import app as cli
+from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.evidence import export_evidence, write_evidence
@@ -192,45 +194,23 @@ def test_without_a_recomputer_the_numbers_are_not_checked(world: World) -> None:
         "not-checked")
 
 
-class _Chain:
-    """A ChainView over the ledger's own in-process chain (web3), as a stranger's RPC."""
-
-    def __init__(self, ledger: Ledger, root_of: Callable[[bytes], bytes] = lambda r: r) -> None:
-        self.w3 = ledger.chain.w3
-        self.ledger = ledger
-        self.root_of = root_of
-
-    def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
-
-    def head_block(self) -> int:
-        return int(self.w3.eth.block_number)
+class _RewrittenChain(ClientChainView):
+    """The ledger's chain as a stranger's node would answer, but holding another root
+    for every anchor: what a log operator rewriting history would face."""
 
     def anchor_of(self, contract: str, key: bytes, tree_size: int) -> OnChainAnchor | None:
-        from carbon_protocol.chain_view import anchor_of_calldata, decode_anchor_of
-
-        data = self.w3.eth.call({"to": self.w3.to_checksum_address(contract),
-                                 "data": "0x" + anchor_of_calldata(key, tree_size).hex()})
-        held = decode_anchor_of(bytes(data))
-        return None if held is None else OnChainAnchor(self.root_of(held.root), held.timestamp,
-                                                       held.submitter, held.block_number)
-
-    def block_hash(self, number: int) -> str | None:
-        return "0x" + bytes(self.w3.eth.get_block(number)["hash"]).hex()
-
-    def receipt(self, tx_hash: str) -> OnChainReceipt | None:
-        rc = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        return OnChainReceipt(int(rc["blockNumber"]), "0x" + bytes(rc["blockHash"]).hex(),
-                              int(rc["status"]))
+        held = super().anchor_of(contract, key, tree_size)
+        return None if held is None else dataclasses.replace(
+            held, root=bytes([held.root[0] ^ 1]) + held.root[1:])
 
 
 def test_chain_lookup_passes_and_catches_a_rewritten_root(world: World) -> None:
-    report = check(world.bundle, chain=_Chain(world.ledger))
+    report = check(world.bundle, chain=ClientChainView(world.ledger.chain))
     assert {s.name: s.status for s in report.steps}["chain"] == "pass", report.summary()
-    forged = check(world.bundle, chain=_Chain(world.ledger, lambda r: bytes(32 - len(r)) + (
-        bytes([r[0] ^ 1]) + r[1:])))
+    forged = check(world.bundle, chain=_RewrittenChain(world.ledger.chain))
     failure = forged.first_failure
     assert failure is not None and failure.name == "chain"
+    assert "another root" in failure.detail
 
 
 def _doc(world: World) -> dict[str, Any]:
