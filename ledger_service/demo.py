@@ -9,9 +9,15 @@ logged by the ledger, anchored, and one verified from its proven readings and th
 contract; the regulator's annual quota issued on the ledger's ``QuotaRegistry``, the
 month's report (GB/T 32151 / ISO 14064-1 JSON and PDF with charts and a QR code of its
 proof link) built from the anchored inventories with the month reconciled against the
-quota, its bytes appended to the log, anchored and proven; one proof bundle exported
-and verified step by step, including the on-chain look-up; then one byte of a stored
-reading changed and the same verification shown failing at the step that catches it.
+quota, its bytes appended to the log, anchored and proven. Then the parties who read
+it (:mod:`.demo_parties`), each through the HTTP API with a key of its own role: a
+verifier samples every inventory by a block hash and signs attestations, the regulator
+views every enterprise, a bank grades the period and checks its signed financing code
+offline, a buyer buys a week of one meter (delivered encrypted with its proofs) until
+the owner revokes, and the regulator's evidence bundle for the period is checked end to
+end and caught with one digit changed. Last, one proof bundle exported and verified step
+by step, including the on-chain look-up; then one byte of a stored reading changed and
+the same verification shown failing at the step that catches it.
 
 The month is January: a reconciliation runs over the compliance year's months from
 January, and the demo has only the one month it simulates.
@@ -51,6 +57,7 @@ from ._internal.chain_view_adapter import ClientChainView
 from ._internal.db import anchors, readings
 from .api import create_app
 from .auth import KeyCreate, Role, create_key
+from .demo_parties import PartiesSummary
 from .ledger import Ledger
 from .settings import Settings
 
@@ -61,6 +68,8 @@ ENTERPRISE = f"{PREFIX}/ent.liaoning-steel"
 SITES = (("north-mill", "sm"), ("south-mill", "sm"), ("heat-plant", "intl"))
 QUOTA = "9000"
 """The demo enterprise's annual quota (tCO2e), issued by the regulator on chain."""
+OUTPUT_TONNES_PER_DAY = 25
+"""Crude steel the demo enterprise declares per day, for its carbon intensity."""
 FLEET = (("electricity", 4), ("gas", 2), ("heat", 2))
 
 
@@ -100,6 +109,8 @@ class DemoSummary:
     report_proven: bool = False
     """The report's leaf verified against the anchored root with its inclusion proof."""
     report_pdf: Path | None = None
+    parties: PartiesSummary = field(default_factory=PartiesSummary)
+    """What the verifier, regulator, bank and buyer did (steps 6 to 9)."""
     seconds: float = 0.0
 
 
@@ -197,8 +208,9 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
     period, inventory_ids = _inventory_step(console, ledger, app, data_dir, start, days,
                                             summary)
     _report_step(console, ledger, data_dir, period, inventory_ids, summary)
+    _parties(console, ledger, app, data_dir, start, days, period, inventory_ids, summary)
 
-    console.rule("[bold]6. export and verify one reading's proof bundle")
+    console.rule("[bold]10. export and verify one reading's proof bundle")
     bundle = ledger.export_proof(reading_id)
     summary.bundle_path = data_dir / "proof-bundle.json"
     summary.bundle_path.write_text(bundle.model_dump_json(indent=2) + "\n")
@@ -210,7 +222,7 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
     for n, step in enumerate(report.passed, 1):
         console.print(f"  [green]✓[/] {n:>2}. {step}")
 
-    console.rule("[bold]7. tamper one byte of the stored reading, verify again")
+    console.rule("[bold]11. tamper one byte of the stored reading, verify again")
     with ledger.engine.begin() as conn:
         data = bytearray(conn.execute(select(readings.c.leaf_data)
                                       .where(readings.c.id == reading_id)).scalar_one())
@@ -251,6 +263,7 @@ def _inventory_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
     month = period_from_label(f"{start:%Y-%m}")
     end = start + timedelta(days=days)
     period = month if (format_utc(start), format_utc(end)) == (month.start, month.end) else (
+        period_from_label(f"{start:%Y-%m-%d}") if days == 1 else
         Period(label=f"{start:%Y-%m-%d}+{days}d", start=format_utc(start), end=format_utc(end)))
     console.rule(f"[bold]4. inventories for {period.label}: computed and signed at the "
                  "gateways, recomputed and anchored by the ledger")
@@ -371,7 +384,33 @@ def _report_step(console: Console, ledger: Ledger, data_dir: Path, period: Perio
                   f"({summary.report_anchor}) → {data_dir / 'report-proof.json'}")
 
 
+def _parties(console: Console, ledger: Ledger, app: Any, data_dir: Path, start: datetime,
+             days: int, period: Period, inventory_ids: list[str], summary: DemoSummary
+             ) -> None:
+    """Steps 6 to 9: the verifier, the regulator, the bank, a data buyer and the
+    regulator's evidence bundle (:mod:`.demo_parties`)."""
+    from . import demo_parties as parties
+
+    out = summary.parties
+    console.rule("[bold]6. a verifier samples every inventory by a block hash and attests")
+    parties.verification_step(console, ledger, app, data_dir, ENTERPRISE, inventory_ids, out)
+    console.rule(f"[bold]7. a bank grades {period.label} and takes a signed financing code")
+    if period.label.count("-") in (1, 2) and "+" not in period.label:
+        parties.finance_step(console, ledger, app, data_dir, ENTERPRISE, "iron and steel",
+                             period, str(OUTPUT_TONNES_PER_DAY * days), out)
+    else:
+        console.print(f"  {period.label} is not a calendar month or day: no grade")
+    console.rule("[bold]8. the data window: a buyer buys a week of one meter; access revoked")
+    parties.market_step(console, ledger, app, data_dir, ENTERPRISE,
+                        f"{PREFIX}/dev.{SITES[0][0]}.electricity-01", start, out)
+    ledger.anchor_tick(force=True)  # the market's records, like every leaf, get anchored
+    console.rule(f"[bold]9. the regulator's evidence bundle for {period.label}, checked "
+                 "offline; one digit changed")
+    parties.evidence_step(console, ledger, data_dir, ENTERPRISE, period, out)
+
+
 def _table(s: DemoSummary) -> Table:
+    p = s.parties
     t = Table(title="carbon-ledger demo", show_header=False, title_style="bold")
     t.add_column(style="cyan")
     t.add_column(justify="right")
@@ -396,6 +435,19 @@ def _table(s: DemoSummary) -> Table:
          if s.report_leaf is not None else "-"),
         ("report proven", "yes" if s.report_proven else "NO"),
         ("report PDF", str(s.report_pdf or "-")),
+        ("verifications attested", f"{len(p.attested)} ({p.sampled} sampled readings)"),
+        ("regulator's view", p.regulator_view or "-"),
+        ("green grade", p.grade or "-"),
+        ("integrity code", p.integrity or "-"),
+        ("financing code (QR)", f"{p.code_path} (verified offline)" if p.code_verified
+         else "-"),
+        ("data sold / after revocation", f"{p.delivered} readings / {p.after_revocation}"
+         if p.dataset else "-"),
+        ("market trail (log leaves)", str(p.accesses)),
+        ("evidence bundle", f"{p.evidence_path} ({p.evidence_size_mb:.1f} MiB): "
+         f"{p.evidence_steps} steps pass" if p.evidence_path else "-"),
+        ("evidence, one digit changed", f"caught at step {p.evidence_tamper_step}"
+         if p.evidence_tamper_step else "NOT caught"),
         ("tampered reading", f"caught at step {s.tamper_step}" if s.tamper_step else "NOT caught"),
         ("time", f"{s.seconds:.1f} s"),
     ]

@@ -36,6 +36,26 @@ def test_demo_runs_the_whole_trust_chain(demo: tuple[Path, DemoSummary]) -> None
     assert summary.bundle_path is not None and summary.bundle_path.exists()
 
 
+def test_demo_parties_verify_grade_trade_and_prove(demo: tuple[Path, DemoSummary]) -> None:
+    """Steps 6 to 9: every inventory attested, a graded and signed code, a sale delivered
+    then revoked, the evidence bundle passing and a changed digit in it caught."""
+    demo_dir, summary = demo
+    p = summary.parties
+    assert len(p.attested) == 3 and p.sampled == 3 * 25
+    assert p.regulator_view is not None and "2026-01-01 attest" in p.regulator_view
+    assert p.grade is not None and p.integrity is not None and p.code_verified
+    assert p.code_path is not None and p.code_path.read_bytes().startswith(b"\x89PNG")
+    assert p.delivered == 96 and p.after_revocation == "410 grant_inactive"
+    assert p.accesses == 5  # listing, request, grant, the one read, revocation
+    assert p.evidence_path is not None and p.evidence_path.exists()
+    assert p.evidence_steps >= 15
+    assert p.evidence_tamper_step == "7. reading signatures"
+    cli = [sys.executable, "-m", "ledger_service._cli", "verify", str(p.evidence_path)]
+    checked = subprocess.run(cli, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert (demo_dir / "verifier-key.pem").stat().st_mode & 0o077 == 0
+
+
 def test_demo_report_is_anchored_and_proven(demo: tuple[Path, DemoSummary]) -> None:
     """The report's bytes are a log leaf under an anchored root, and its QR link is the
     proof route; a day is not a calendar month, so there is no reconciliation."""
