@@ -78,10 +78,22 @@ def test_sudden_jumps_by_hand() -> None:
     series = {"86.1000.1/dev.a": [D(v) for v in (10, 12, 11, 9, 31, 33, 10, 100)]}
     rules = IntegrityRules(jump_window=4, jump_min_history=4)
     jumps = find_jumps(series, rules)
-    # i=4: median(10,12,11,9)=10.5, 31 <= 31.5 no; i=5: median(12,11,9,31)=11.5, 33 <= 34.5
-    # no; i=6: median(11,9,31,33)=21 no; i=7: median(9,31,33,10)=20.5, 100 > 61.5 yes.
-    assert [(j.position, j.value, j.median) for j in jumps] == [(7, D(100), D("20.5"))]
+    # i=4: max(median(10,12,11,9)=10.5, 9), 31 <= 31.5 no; i=5: max(11.5, 31), 33 no;
+    # i=6: max(21, 33) no; i=7: max(median(9,31,33,10)=20.5, 10), 100 > 61.5 yes.
+    assert [(j.position, j.value, j.median, j.previous) for j in jumps] == [
+        (7, D(100), D("20.5"), D(10))]
     assert _fired(_facts(), series, rules)["sudden_jumps"] == ("yellow", "1", "0")
+
+
+def test_a_morning_ramp_is_not_a_jump_but_a_step_against_the_last_reading_is() -> None:
+    # A mill's night load, then its day starting over an hour (the shape the simulator
+    # and real feeders have): three times the night's median, never a step.
+    night = [D(16)] * 12
+    ramp = night + [D(30), D(38), D(42), D(51), D(53)]
+    assert find_jumps({"d": ramp}) == []
+    spiked = ramp + [D(170)]  # 170 > 3 x max(median, 53)
+    (jump,) = find_jumps({"d": spiked})
+    assert (jump.position, jump.previous) == (len(ramp), D(53))
 
 
 def test_jump_needs_a_nonzero_median_and_enough_history() -> None:
