@@ -37,7 +37,7 @@ sample with another leaf, a missing leaf or a repeated leaf does not.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -54,6 +54,7 @@ __all__ = [
     "Sample",
     "draw_sample",
     "inventory_population",
+    "merge_leaf_indices",
     "sample_mismatch",
 ]
 
@@ -116,6 +117,22 @@ class Sample(_Model):
     leaves: list[int]
 
 
+def merge_leaf_indices(indices: Iterable[int]) -> list[LeafRange]:
+    """Leaf indices (any order, repeats allowed) as the population's canonical ranges:
+    ascending, disjoint, not adjacent."""
+    out: list[LeafRange] = []
+    first = previous = -2
+    for i in sorted(set(indices)):
+        if i != previous + 1:
+            if previous >= 0:
+                out.append(LeafRange(first=first, last=previous))
+            first = i
+        previous = i
+    if previous >= 0:
+        out.append(LeafRange(first=first, last=previous))
+    return out
+
+
 def inventory_population(inventory: Inventory) -> list[LeafRange]:
     """The population of an inventory: exactly the leaves its lines claim, as ranges.
 
@@ -125,18 +142,7 @@ def inventory_population(inventory: Inventory) -> list[LeafRange]:
     Lines hold different devices, so they never share a leaf; time and memory grow
     with the number of leaves.
     """
-    indices = sorted({i for line in inventory.lines for i in line.readings.leaf_indices()})
-    out: list[LeafRange] = []
-    first = previous = -2
-    for i in indices:
-        if i != previous + 1:
-            if previous >= 0:
-                out.append(LeafRange(first=first, last=previous))
-            first = i
-        previous = i
-    if previous >= 0:
-        out.append(LeafRange(first=first, last=previous))
-    return out
+    return merge_leaf_indices(i for line in inventory.lines for i in line.readings.leaf_indices())
 
 
 def _words(suite: SuiteName, seed: bytes, verification_id: str) -> Iterator[int]:

@@ -21,6 +21,7 @@ from carbon_protocol.sampling import (
     _below,
     draw_sample,
     inventory_population,
+    merge_leaf_indices,
     sample_mismatch,
 )
 
@@ -45,17 +46,7 @@ def leaf_ranges(indices: Sequence[int]) -> list[LeafRange]:
     """Merge leaf indices (any order, duplicates allowed) into the population's ranges."""
     if any(type(i) is not int or i < 0 for i in indices):
         raise InvalidInputError("leaf indices must be non-negative integers")
-    out: list[LeafRange] = []
-    first = last = -2
-    for i in sorted(set(indices)):
-        if i != last + 1:
-            if last >= 0:
-                out.append(LeafRange(first=first, last=last))
-            first = i
-        last = i
-    if last >= 0:
-        out.append(LeafRange(first=first, last=last))
-    return out
+    return merge_leaf_indices(indices)
 
 
 def check_sample(spec: SampleSpec, leaves: Sequence[int]) -> None:
