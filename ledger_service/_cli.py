@@ -319,6 +319,9 @@ def apikey_create(
         help="the key's enterprise (once for enterprise, gateway, buyer; any number of "
              "times for a verifier)")] = None,
     label: Annotated[str, typer.Option(help="who or what holds the key")] = "cli",
+    party: Annotated[str | None, typer.Option(
+        help="the organisation the key belongs to (86.1000.1/bank.x, 86.1000.1/vfr.y): "
+             "required for bank and verifier keys, optional for regulator and admin")] = None,
     stdin: Annotated[bool, typer.Option(
         "--stdin", help="register the key read from stdin (from `apikey generate`) instead "
                         "of a new one, e.g. the GATEWAY_API_KEY a deployment gives a gateway")
@@ -329,7 +332,7 @@ def apikey_create(
 
     try:
         request = KeyCreate.model_validate({"role": role, "enterprises": enterprise or [],
-                                            "label": label})
+                                            "label": label, "party": party})
     except ValidationError as exc:
         first = exc.errors()[0]
         _fail({"code": "invalid_input", "message": f"{first['msg']}"}, 2)
@@ -342,7 +345,8 @@ def apikey_create(
     finally:
         engine.dispose()
     console.print(f"issued key {issued.key_id} ({issued.role}"
-                  f"{': ' + ', '.join(issued.enterprises) if issued.enterprises else ''}); "
+                  f"{': ' + ', '.join(issued.enterprises) if issued.enterprises else ''}"
+                  f"{' of ' + issued.party if issued.party else ''}); "
                   "store it now, it is not shown again", highlight=False)
     sys.stdout.write(issued.api_key + "\n")
 

@@ -70,10 +70,10 @@ class _Party:
     """One party's HTTP client: an API key of ``role`` against the in-process app."""
 
     def __init__(self, ledger: Ledger, app: Any, role: Role, enterprises: list[str],
-                 label: str) -> None:
+                 label: str, party: str | None = None) -> None:
         with ledger.engine.begin() as conn:
             key = create_key(conn, KeyCreate(role=role, enterprises=enterprises,
-                                             label=label)).api_key
+                                             label=label, party=party)).api_key
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
             from fastapi.testclient import TestClient
@@ -111,7 +111,7 @@ def verification_step(console: Console, ledger: Ledger, app: Any, data_dir: Path
     key_path.write_bytes(key.to_pem())
     key_path.chmod(0o600)
     regulator = _Party(ledger, app, Role.REGULATOR, [], "regulator")
-    auditor = _Party(ledger, app, Role.VERIFIER, [enterprise], "verifier")
+    auditor = _Party(ledger, app, Role.VERIFIER, [enterprise], "verifier", party=verifier)
     pub = key.public_key()
     regulator.call("POST", "/v1/verifiers", json={"verifier": verifier, "suite": pub.suite,
                                                   "public_key": pub.hex()})
@@ -162,7 +162,8 @@ def finance_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
                         "source": "demo benchmark: set the sector's published value"}],
         "industries": {enterprise: industry}}, ensure_ascii=False, indent=2) + "\n")
     owner = _Party(ledger, app, Role.ENTERPRISE, [enterprise], "enterprise")
-    bank = _Party(ledger, app, Role.BANK, [], "bank")
+    bank = _Party(ledger, app, Role.BANK, [], "bank",
+                  party=f"{enterprise.split('/')[0]}/bank.demo")
     owner.call("PUT", f"/v1/finance/output/{enterprise}/{period.label}",
                json={"value": output_tonnes, "unit": "t", "note": "production ledger (demo)"})
     got = bank.call("GET", f"/v1/finance/eligibility/{enterprise}",

@@ -32,6 +32,10 @@ from carbon_protocol.suites import PrivateKey
 
 ENTERPRISE = "86.1000.1/ent.test"
 SITE = "86.1000.1/site.test"
+BANK_PARTY = "86.1000.1/bank.test"
+VERIFIER_PARTY = "86.1000.1/vfr.test"
+DEFAULT_PARTIES = {"bank": BANK_PARTY, "verifier": VERIFIER_PARTY}
+"""The organisation a bank or verifier key belongs to when a test names none."""
 
 
 @dataclass
@@ -181,13 +185,17 @@ def make_device(ledger: Any) -> Callable[..., Device]:
         ledger, suite, valid_from)
 
 
-def issue_api_key(led: Any, role: str = "admin", enterprises: tuple[str, ...] = ()) -> str:
-    """Issue an API key of ``role`` (scoped to ``enterprises``) in ``led``; its secret."""
+def issue_api_key(led: Any, role: str = "admin", enterprises: tuple[str, ...] = (),
+                  party: str | None = None) -> str:
+    """Issue an API key of ``role`` (scoped to ``enterprises``, of ``party``: for a bank
+    or verifier by default :data:`DEFAULT_PARTIES`) in ``led``; its secret."""
     from ledger_service.auth import KeyCreate, create_key
 
+    party = party or DEFAULT_PARTIES.get(str(role))
     with led.engine.begin() as conn:
         return create_key(conn, KeyCreate.model_validate(
-            {"role": role, "enterprises": list(enterprises), "label": f"test {role}"})).api_key
+            {"role": role, "enterprises": list(enterprises), "label": f"test {role}",
+             "party": party})).api_key
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -197,7 +205,8 @@ def bearer(key: str) -> dict[str, str]:
 
 @pytest.fixture
 def api_key_factory() -> Callable[..., str]:
-    """``issue_api_key(ledger, role="admin", enterprises=())``: a new key's secret."""
+    """``issue_api_key(ledger, role="admin", enterprises=(), party=None)``: a new key's
+    secret."""
     return issue_api_key
 
 
@@ -216,7 +225,8 @@ def client(ledger: Any) -> Any:
 def client_as(ledger: Any) -> Iterator[Callable[..., Any]]:
     """Factory: an HTTP client of ``ledger``'s API authenticated with a new key of
     ``role`` scoped to ``enterprises`` (default the test enterprise for the roles that
-    name one); ``role=None`` sends no key."""
+    name one) and of ``party`` (default: :data:`DEFAULT_PARTIES` for a bank or verifier);
+    ``role=None`` sends no key."""
     from fastapi.testclient import TestClient
 
     from ledger_service.api import create_app
@@ -224,10 +234,12 @@ def client_as(ledger: Any) -> Iterator[Callable[..., Any]]:
     app = create_app(ledger)
     clients: list[Any] = []
 
-    def make(role: str | None, enterprises: tuple[str, ...] | None = None) -> Any:
+    def make(role: str | None, enterprises: tuple[str, ...] | None = None,
+             party: str | None = None) -> Any:
         if enterprises is None:
             enterprises = (ENTERPRISE,) if role in ("enterprise", "gateway", "buyer") else ()
-        headers = {} if role is None else bearer(issue_api_key(ledger, role, enterprises))
+        headers = {} if role is None else bearer(issue_api_key(ledger, role, enterprises,
+                                                               party))
         clients.append(TestClient(app, headers=headers))
         return clients[-1]
 

@@ -232,6 +232,7 @@ api_keys = Table(
     Column("label", Text, nullable=False),
     Column("created_at", String(20), nullable=False),
     Column("revoked_at", String(20), nullable=True),
+    Column("party", String(200), nullable=True),
 )
 
 api_key_scopes = Table(

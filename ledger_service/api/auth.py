@@ -27,6 +27,8 @@ class Caller(BaseModel):
     key_id: str
     role: Role
     enterprises: list[str]
+    party: str | None
+    """The organisation the key belongs to (a bank's, a verifier's)."""
 
 
 @router.post("/keys", status_code=201, response_model=IssuedKey)
@@ -35,8 +37,9 @@ def create_key(body: KeyCreate, ledger: LedgerDep, caller: PrincipalDep) -> Any:
     """Issue a key: the answer is the only time its secret (``api_key``) is shown."""
     with ledger.engine.begin() as conn:
         issued = api_keys.create_key(conn, body)
-    log.info("API key %s (%s %s) issued by key %s", issued.key_id, issued.role.value,
-             ",".join(issued.enterprises) or "-", caller.key_id if caller else "?")
+    log.info("API key %s (%s %s, party %s) issued by key %s", issued.key_id,
+             issued.role.value, ",".join(issued.enterprises) or "-", issued.party or "-",
+             caller.key_id if caller else "?")
     return issued
 
 
@@ -61,11 +64,11 @@ def revoke_key(key_id: str, ledger: LedgerDep, caller: PrincipalDep) -> Any:
 @router.get("/whoami", response_model=Caller)
 @access(*_EVERY_ROLE, self_service=True)
 def whoami(caller: PrincipalDep) -> Any:
-    """The key's id, role and enterprises: a quick check of a configured key."""
+    """The key's id, role, enterprises and party: a quick check of a configured key."""
     if caller is None:  # cannot happen: the route is not public
         raise UnauthenticatedError("an API key is required")
     return Caller(key_id=caller.key_id, role=caller.role,
-                  enterprises=sorted(caller.enterprises))
+                  enterprises=sorted(caller.enterprises), party=caller.party)
 
 
 def install_auth(app: FastAPI) -> None:

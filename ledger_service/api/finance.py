@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from ..auth import ForbiddenError, Principal, Role, access, body, path
+from ..auth import Principal, Role, WrongPartyError, access, body, party_of, path, require_party
+from ..errors import InvalidInputError
 from ..finance.config import FinanceFile, config_path, load_finance_config
 from ..finance.eligibility import Eligibility, eligibility
 from ..finance.inputs import (
@@ -113,19 +114,33 @@ def post_loan(body: LoanProjectCreate, ledger: LedgerDep, caller: PrincipalDep,
     """Register a financed project and its quarterly plan, as a log record (201; 200 for
     the same terms again, 409 ``loan_exists`` for other terms under the id)."""
     assert caller is not None  # not a public route
-    created, record = register_loan(ledger, body, caller.key_id)
+    created, record = register_loan(ledger, body, _bank_of(caller, body))
     if not created:
         response.status_code = 200
     return record
 
 
+def _bank_of(caller: Principal, body: LoanProjectCreate) -> str:
+    """The bank a new project belongs to: a bank key's party (naming another is 403); the
+    ``bank`` an admin names (422 without one)."""
+    if caller.role != Role.BANK:
+        if body.bank is None:
+            raise InvalidInputError("an admin registering a loan project names the `bank` "
+                                    "organisation it belongs to", field="bank")
+        return body.bank
+    mine = party_of(caller)
+    if body.bank is not None and body.bank != mine:
+        raise WrongPartyError(f"this key belongs to bank {mine}; it registers no project for "
+                              f"{body.bank}", party=mine, owner=body.bank)
+    return mine
+
+
 def _readable(ledger: Ledger, loan_id: str, caller: Principal | None) -> LoggedRecord:
+    """The project, if ``caller`` may read it: every key of the bank it belongs to (not
+    another bank's), the enterprise (by the route's policy), regulators and admins."""
     record = get_loan(ledger, loan_id)
-    if caller is not None and caller.role == Role.BANK \
-            and record.document.get("registered_by") != caller.key_id:
-        raise ForbiddenError("loan project registered by another bank: only the bank that "
-                             "registered it, the enterprise, regulators and admins read it",
-                             loan=loan_id)
+    if caller is not None and caller.role == Role.BANK:
+        require_party(caller, str(record.document.get("bank")), f"loan project {loan_id}")
     return record
 
 

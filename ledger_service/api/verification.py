@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Response
 
 from carbon_protocol.attestation import SampleEvidence, SignedAttestation
 
-from ..auth import Role, access, body, path, public, query
+from ..auth import Principal, Role, access, body, path, public, query, require_party
 from ..errors import NotFoundError
+from ..ledger import Ledger
 from ..verification import evidence, keys, regulator, workflow
 from ..verification.keys import RegisteredVerifierKey, VerifierKeyCreate, VerifierKeyRevoke
 from ..verification.regulator import RegulatorStatus
@@ -22,7 +23,7 @@ from ..verification.workflow import (
     VerificationOpen,
     VerificationStatus,
 )
-from .deps import LedgerDep
+from .deps import LedgerDep, PrincipalDep
 
 router = APIRouter(prefix="/v1", tags=["verification"])
 
@@ -64,10 +65,18 @@ def verifier_keys(verifier_id: str, ledger: LedgerDep) -> Any:
 
 @router.post("/verifications", status_code=201, response_model=VerificationStatus)
 @access(Role.ADMIN, Role.VERIFIER, owners=[body("inventory_id", "inventory")])
-def open_verification(body: VerificationOpen, ledger: LedgerDep) -> Any:
+def open_verification(body: VerificationOpen, ledger: LedgerDep, caller: PrincipalDep) -> Any:
     """Open a verification of an inventory: logged, then anchored, which mines the seed
-    block that decides the sample."""
+    block that decides the sample. A verifier key opens it only for its own party."""
+    require_party(caller, body.verifier, f"opening a verification for {body.verifier}")
     return workflow.open_verification(ledger, body)
+
+
+def _require_opener(ledger: Ledger, verification_id: str, caller: Principal | None) -> None:
+    """Only the verifier organisation that opened a verification (or an admin) adds to it
+    (404 first for a verification that does not exist)."""
+    _, opened = workflow.opened(ledger, verification_id)
+    require_party(caller, opened.verifier, f"verification {verification_id}")
 
 
 @router.get("/verifications", response_model=list[VerificationStatus])
@@ -89,8 +98,11 @@ def verification_sample(verification_id: str, ledger: LedgerDep) -> Any:
 @router.post("/verifications/{verification_id:path}/findings", status_code=201,
              response_model=list[RecordRef])
 @access(Role.ADMIN, Role.VERIFIER, owners=[_VID])
-def add_findings(verification_id: str, body: FindingsPost, ledger: LedgerDep) -> Any:
-    """Record findings on sampled leaves (or the inventory), one log record each."""
+def add_findings(verification_id: str, body: FindingsPost, ledger: LedgerDep,
+                 caller: PrincipalDep) -> Any:
+    """Record findings on sampled leaves (or the inventory), one log record each; only
+    from the verifier organisation that opened the verification."""
+    _require_opener(ledger, verification_id, caller)
     return workflow.add_findings(ledger, verification_id, body)
 
 
@@ -98,10 +110,12 @@ def add_findings(verification_id: str, body: FindingsPost, ledger: LedgerDep) ->
              response_model=AttestationReceipt)
 @access(Role.ADMIN, Role.VERIFIER, owners=[_VID])
 def submit_attestation(verification_id: str, body: SignedAttestation, ledger: LedgerDep,
-                       response: Response) -> Any:
+                       caller: PrincipalDep, response: Response) -> Any:
     """Accept the verifier's signed verdict: checked against the registered key, the
     seed's sample and the recorded findings, logged and anchored. The same attestation
-    again is 200; another one is 409."""
+    again is 200; another one is 409. Only from the verifier organisation that opened the
+    verification."""
+    _require_opener(ledger, verification_id, caller)
     created, receipt = workflow.submit_attestation(ledger, verification_id, body)
     if not created:
         response.status_code = 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import LedgerError
 
-__all__ = ["AccessError", "ForbiddenError", "UnauthenticatedError"]
+__all__ = ["AccessError", "ForbiddenError", "UnauthenticatedError", "WrongPartyError"]
 
 
 class AccessError(LedgerError):
@@ -30,4 +30,13 @@ class ForbiddenError(AccessError):
     enterprise the key is not scoped to (403)."""
 
     code = "forbidden"
+    http_status = 403
+
+
+class WrongPartyError(ForbiddenError):
+    """A bank or verifier key acting on what belongs to another organisation (a loan
+    project another bank registered, a verification another verifier opened), or naming
+    another organisation than its own party, or naming no party at all (403)."""
+
+    code = "wrong_party"
     http_status = 403

@@ -1,5 +1,11 @@
 """API keys: issued once, stored as a hash, checked in constant time, revocable.
 
+A key of a bank or a verifier names its *party*: the identifier of the organisation it
+belongs to (``86.1000.1/bank.icbc-ln``, ``86.1000.1/vfr.acme``). What such a caller does
+belongs to the organisation, not to the key: a bank's loan projects, a verifier's
+verifications. A second key of the same organisation (a rotation, a second employee)
+reaches them; another organisation's key does not.
+
 A key is ``clk_<key id>_<secret>``: the key id (16 hex digits) is public and finds the
 row; the secret is 32 random bytes (base64url) shown once, when the key is issued.
 The table keeps only SHA-256 of the whole key. A slow password hash (scrypt, Argon2)
@@ -28,7 +34,7 @@ from .._internal.clock import utc_text
 from .._internal.db import api_key_scopes, api_keys
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from .errors import UnauthenticatedError
-from .roles import SCOPED_ROLES, UNSCOPED_ROLES, Role
+from .roles import PARTY_OPTIONAL_ROLES, PARTY_ROLES, SCOPED_ROLES, UNSCOPED_ROLES, Role
 
 __all__ = ["ApiKeyPublic", "IssuedKey", "KeyCreate", "Principal", "authenticate",
            "create_key", "generate_key", "list_keys", "revoke_key"]
@@ -38,7 +44,8 @@ _DUMMY_HASH = hashlib.sha256(b"no such key").digest()
 
 
 class KeyCreate(BaseModel):
-    """What a new key is for: its role, the enterprises it may touch, a label."""
+    """What a new key is for: its role, the enterprises it may touch, the organisation it
+    belongs to, a label."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,9 +54,19 @@ class KeyCreate(BaseModel):
     """Exactly one for enterprise, gateway and buyer; none for regulator, bank,
     association and admin; any number for a verifier (none: every enterprise)."""
     label: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "unnamed"
+    party: IdentifierStr | None = None
+    """The organisation the key belongs to: required for bank and verifier keys,
+    optional for regulator and admin keys, refused for the others (whose enterprise
+    already says whose they are)."""
 
     @model_validator(mode="after")
     def _scope_fits_role(self) -> KeyCreate:
+        if self.role in PARTY_ROLES and self.party is None:
+            raise ValueError(f"a {self.role} key names its party: the identifier of the "
+                             f"{self.role} organisation it belongs to")
+        if self.party is not None and self.role not in PARTY_ROLES | PARTY_OPTIONAL_ROLES:
+            raise ValueError(f"a {self.role} key names no party (its enterprise says whose "
+                             "it is)")
         if self.role in SCOPED_ROLES and len(self.enterprises) != 1:
             raise ValueError(f"a {self.role} key names exactly one enterprise")
         if self.role in UNSCOPED_ROLES and self.enterprises:
@@ -65,6 +82,7 @@ class ApiKeyPublic(BaseModel):
     key_id: str
     role: Role
     enterprises: list[str]
+    party: str | None
     label: str
     created_at: str
     revoked_at: str | None
@@ -83,6 +101,9 @@ class Principal:
     key_id: str
     role: Role
     enterprises: frozenset[str]
+    party: str | None = None
+    """The organisation the key belongs to (always set for bank and verifier keys
+    issued since keys name one)."""
 
     @property
     def scoped(self) -> bool:
@@ -116,12 +137,14 @@ def create_key(conn: Connection, request: KeyCreate, key: str | None = None) -> 
     now = utc_text()
     conn.execute(insert(api_keys).values(key_id=key_id, role=request.role.value,
                                          key_hash=_hash(key), label=request.label,
-                                         created_at=now, revoked_at=None))
+                                         created_at=now, revoked_at=None,
+                                         party=request.party))
     if request.enterprises:
         conn.execute(insert(api_key_scopes), [{"key_id": key_id, "enterprise_id": e}
                                               for e in request.enterprises])
     return IssuedKey(key_id=key_id, role=request.role, enterprises=list(request.enterprises),
-                     label=request.label, created_at=now, revoked_at=None, api_key=key)
+                     party=request.party, label=request.label, created_at=now, revoked_at=None,
+                     api_key=key)
 
 
 def list_keys(conn: Connection, *, include_revoked: bool = True) -> list[ApiKeyPublic]:
@@ -136,7 +159,8 @@ def list_keys(conn: Connection, *, include_revoked: bool = True) -> list[ApiKeyP
             .order_by(api_key_scopes.c.enterprise_id)):
         scopes.setdefault(key_id, []).append(enterprise)
     return [ApiKeyPublic(key_id=r["key_id"], role=Role(r["role"]),
-                         enterprises=scopes.get(r["key_id"], []), label=r["label"],
+                         enterprises=scopes.get(r["key_id"], []), party=r["party"],
+                         label=r["label"],
                          created_at=r["created_at"], revoked_at=r["revoked_at"])
             for r in rows]
 
@@ -170,7 +194,7 @@ def authenticate(conn: Connection, authorization: str | None) -> Principal:
     # One round trip: the key's row once per enterprise it names (once if none).
     rows = conn.execute(
         select(api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked_at,
-               api_key_scopes.c.enterprise_id)
+               api_keys.c.party, api_key_scopes.c.enterprise_id)
         .outerjoin(api_key_scopes, api_key_scopes.c.key_id == api_keys.c.key_id)
         .where(api_keys.c.key_id == key_id)).all()
     stored = bytes(rows[0].key_hash) if rows else _DUMMY_HASH
@@ -178,5 +202,6 @@ def authenticate(conn: Connection, authorization: str | None) -> Principal:
             or rows[0].revoked_at is not None:
         raise UnauthenticatedError("the API key is not valid")
     enterprises = frozenset(r.enterprise_id for r in rows if r.enterprise_id is not None)
-    return Principal(key_id=key_id, role=Role(rows[0].role), enterprises=enterprises)
+    return Principal(key_id=key_id, role=Role(rows[0].role), enterprises=enterprises,
+                     party=rows[0].party)
 

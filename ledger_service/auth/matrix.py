@@ -36,10 +36,10 @@ docs/access-control.md`); a test keeps this file equal to the code.
 
 Every caller presents an API key, `Authorization: Bearer clk_<key id>_<secret>`. The
 secret is 32 random bytes, shown once when the key is issued (`carbon-ledger apikey
-create --role R [--enterprise E]`, or `POST /v1/auth/keys` as admin); the ledger keeps
-SHA-256 of the key and compares in constant time. A missing, malformed, unknown or
-revoked key is **401** `unauthenticated` (with `WWW-Authenticate: Bearer`); a known key
-whose role may not call the route, or a request naming another enterprise's
+create --role R [--enterprise E] [--party P]`, or `POST /v1/auth/keys` as admin); the
+ledger keeps SHA-256 of the key and compares in constant time. A missing, malformed,
+unknown or revoked key is **401** `unauthenticated` (with `WWW-Authenticate: Bearer`); a
+known key whose role may not call the route, or a request naming another enterprise's
 identifiers, is **403** `forbidden`. A route without a declared policy is refused.
 
 Scope: enterprise, gateway and buyer keys name one enterprise; a verifier key names
@@ -48,6 +48,21 @@ admin keys name none. A scoped key may only touch identifiers its enterprises ow
 device -> site -> enterprise, gateway -> enterprise, reading -> device, inventory ->
 gateway, report -> its enterprise. An identifier that does not exist counts as another
 enterprise's (403), so a scoped key cannot probe what exists.
+
+Party: a bank or verifier key names the organisation it belongs to (`party`, an
+identifier such as `86.1000.1/bank.icbc-ln` or `86.1000.1/vfr.acme`; required for these
+two roles, optional for regulator and admin keys, refused for the others, whose
+enterprise says whose they are; `GET /v1/auth/whoami` shows it). What such a caller
+registers or opens belongs to its organisation, not to the key, so a rotated or second
+key of the same organisation reaches it and another organisation's does not: a loan
+project is read only by keys of the bank it names (`POST /v1/finance/loans` records the
+caller's party as `bank`); a verifier key opens verifications only in its own party's
+name, and findings and attestations on a verification are accepted only from keys of
+the verifier that opened it. Those refusals are **403** `wrong_party` (details: `party`,
+the key's, and `owner`); a bank or verifier key issued before keys named a party acts
+for no organisation there. An admin keeps its powers (registering a loan, it names the
+`bank`). The matrix below is by role and enterprise; the party check is made by those
+routes, on the log record that names the organisation.
 
 Why the matrix looks as it does: only gateways (and the operator) post readings, and
 device signatures make even theirs unforgeable; enterprises and their gateways manage

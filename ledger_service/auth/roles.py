@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Role", "SCOPED_ROLES", "UNSCOPED_ROLES"]
+__all__ = ["PARTY_OPTIONAL_ROLES", "PARTY_ROLES", "Role", "SCOPED_ROLES", "UNSCOPED_ROLES"]
 
 
 class Role(StrEnum):
@@ -34,3 +34,11 @@ SCOPED_ROLES = frozenset({Role.ENTERPRISE, Role.GATEWAY, Role.BUYER})
 UNSCOPED_ROLES = frozenset({Role.REGULATOR, Role.BANK, Role.ASSOCIATION, Role.ADMIN})
 """Roles whose key names no enterprise. A verifier may name any number, or none
 (then it is unscoped like a regulator)."""
+
+PARTY_ROLES = frozenset({Role.BANK, Role.VERIFIER})
+"""Roles whose key names its party, the organisation it belongs to: what such a caller
+registers or opens (loan projects, verifications) belongs to that organisation."""
+
+PARTY_OPTIONAL_ROLES = frozenset({Role.REGULATOR, Role.ADMIN})
+"""Roles whose key may name a party (which authority, which operator) but need not:
+nothing they may do depends on it."""

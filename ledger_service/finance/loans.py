@@ -4,8 +4,11 @@ A bank registers a project: the enterprise, the quarter the plan starts, the bas
 emissions per quarter without the project, and the planned reduction of each quarter.
 The registration is a log record of kind ``loan_project`` whose id is the project's
 (``<prefix>/loan.<name>``), so the plan a bank later holds the enterprise to is the
-one it registered, provably. Registering the same project again is idempotent; the
-same id with other terms is refused (a changed plan is a new project id).
+one it registered, provably. The record names the ``bank``: the organisation (the
+party of the API key that registered it), not the key, so every key of that bank
+reads the project, a rotated key included, and no other bank's does. Registering the
+same project again is idempotent; the same id with other terms is refused (a changed
+plan is a new project id).
 
 Tracking compares each quarter's reduction (baseline minus the emissions of the
 enterprise's inventories in that quarter, :mod:`.tracking`) with the plan. A quarter
@@ -59,6 +62,9 @@ class LoanProjectCreate(BaseModel):
     planned_reductions: Annotated[list[PositiveDecimal], Field(min_length=1, max_length=80)]
     """tCO2e of reduction promised for each quarter from ``start`` on."""
     description: Annotated[str, StringConstraints(max_length=500)] = ""
+    bank: IdentifierStr | None = None
+    """The bank organisation the project belongs to: a bank key's own party when absent
+    (a bank key may name no other); an admin registering for a bank names it."""
 
     @field_validator("id")
     @classmethod
@@ -90,17 +96,17 @@ class LoanTracking(BaseModel):
     """Quarters left pending because these gateways' inventories do not cover them."""
 
 
-def register_loan(ledger: Ledger, body: LoanProjectCreate, registered_by: str
+def register_loan(ledger: Ledger, body: LoanProjectCreate, bank: str
                   ) -> tuple[bool, LoggedRecord]:
-    """Log the project (``registered_by``: the API key id of the bank that registers it,
-    which alone among banks may read its tracking)."""
+    """Log the project for ``bank`` (the organisation, which alone among banks may read
+    it and its tracking). The same id registered by another bank is other terms: 409."""
     with ledger.reader.connect() as conn:
         get_enterprise(conn, body.enterprise)
     document = {"format": _FORMAT, "id": body.id, "enterprise": body.enterprise,
                 "start": body.start, "quarters": body.quarters(),
                 "baseline": wire_decimal(body.baseline),
                 "planned_reductions": [wire_decimal(v) for v in body.planned_reductions],
-                "description": body.description, "registered_by": registered_by}
+                "description": body.description, "bank": bank}
     try:
         return append_record(ledger, kind=LOAN_KIND, record_id=body.id,
                              enterprise_id=body.enterprise, document=document)

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import Engine, inspect, select
 
 from ledger_service._internal import migrations
-from ledger_service._internal.db import log_state, make_engine, metadata
+from ledger_service._internal.db import api_keys, log_state, make_engine, metadata
 from ledger_service._internal.log_store import MerkleLog
+from ledger_service.auth import KeyCreate, Role, authenticate, create_key
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -85,6 +86,27 @@ def test_database_made_by_create_all_is_adopted(database: Callable[[], Engine]) 
         assert migrations.current_revision(conn) == migrations.head_revision()
         assert conn.execute(select(log_state.c.log_id)).scalar_one() == "86.1000.1/log.main"
     assert _differences(engine) == []
+
+
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+def test_0006_adds_the_key_party_and_keeps_the_keys(database: Callable[[], Engine]) -> None:
+    """Down to 0005 the party column goes and the keys stay (SQLite rebuilds the table in
+    a batch); back up, the old keys have no party and a new one stores its own."""
+    engine = database()
+    migrations.upgrade(engine)
+    with engine.begin() as conn:
+        old = create_key(conn, KeyCreate(role=Role.BANK, party="86.1000.1/bank.a"))
+    migrations.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == "0005"
+        assert "party" not in {c["name"] for c in inspect(conn).get_columns("api_keys")}
+        assert conn.execute(select(api_keys.c.key_id)).scalars().all() == [old.key_id]
+    migrations.upgrade(engine)
+    assert _differences(engine) == []
+    with engine.begin() as conn:
+        assert authenticate(conn, f"Bearer {old.api_key}").party is None
+        new = create_key(conn, KeyCreate(role=Role.VERIFIER, party="86.1000.1/vfr.b"))
+        assert authenticate(conn, f"Bearer {new.api_key}").party == "86.1000.1/vfr.b"
 
 
 # A process that upgrades the database at URL, then makes the log state row, as

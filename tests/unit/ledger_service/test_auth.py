@@ -1,6 +1,7 @@
 """API keys and the important access rules, case by case: a gateway posts readings only
 for its enterprise's devices, revoked and forged keys are 401, keys are stored hashed,
-the admin routes and the CLI manage keys, the gateway sends its configured key."""
+the admin routes and the CLI manage keys, the gateway sends its configured key, bank and
+verifier keys name their organisation (party)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from node_gateway.uploader import HttpTransport
 A = "86.1000.1/ent.test"
 B = "86.1000.1/ent.other"
 B_SITE = "86.1000.1/site.other"
+BANK = "86.1000.1/bank.icbc-ln"
+VERIFIER = "86.1000.1/vfr.acme"
 
 
 @pytest.fixture
@@ -129,7 +132,8 @@ def test_admin_manages_keys_over_http(ledger: Any, client_as: Any,
         issued = admin.post("/v1/auth/keys", json={"role": "gateway", "enterprises": [A],
                                                    "label": "edge 7"})
     assert issued.status_code == 201
-    assert f"API key {issued.json()['key_id']} (gateway {A}) issued by key" in caplog.text
+    assert f"API key {issued.json()['key_id']} (gateway {A}, party -) issued by key" \
+        in caplog.text
     assert issued.json()["api_key"] not in caplog.text
     key = issued.json()["api_key"]
     gateway = create_app(ledger)
@@ -137,7 +141,8 @@ def test_admin_manages_keys_over_http(ledger: Any, client_as: Any,
 
     with TestClient(gateway, headers={"Authorization": f"Bearer {key}"}) as http:
         me = http.get("/v1/auth/whoami").json()
-        assert me == {"key_id": issued.json()["key_id"], "role": "gateway", "enterprises": [A]}
+        assert me == {"key_id": issued.json()["key_id"], "role": "gateway", "enterprises": [A],
+                      "party": None}
         listed = admin.get("/v1/auth/keys").json()
         mine = next(k for k in listed if k["key_id"] == me["key_id"])
         assert "api_key" not in mine and mine["label"] == "edge 7"
@@ -149,8 +154,8 @@ def test_admin_manages_keys_over_http(ledger: Any, client_as: Any,
     _problem(admin.post("/v1/auth/keys/00aa00aa00aa00aa/revoke"), 404, "not_found")
     # Scope must fit the role; only an admin issues keys.
     _problem(admin.post("/v1/auth/keys", json={"role": "gateway"}), 422, "invalid_input")
-    _problem(admin.post("/v1/auth/keys", json={"role": "bank", "enterprises": [A]}), 422,
-             "invalid_input")
+    _problem(admin.post("/v1/auth/keys", json={"role": "bank", "enterprises": [A],
+                                                "party": BANK}), 422, "invalid_input")
     _problem(admin.post("/v1/auth/keys", json={"role": "root"}), 422, "invalid_input")
     _problem(client_as("regulator").post("/v1/auth/keys", json={"role": "admin"}), 403,
              "forbidden")
@@ -158,7 +163,7 @@ def test_admin_manages_keys_over_http(ledger: Any, client_as: Any,
 
 def test_keys_are_stored_as_sha256_and_checked_whole(ledger: Any) -> None:
     with ledger.engine.begin() as conn:
-        issued = create_key(conn, KeyCreate(role=Role.BANK))
+        issued = create_key(conn, KeyCreate(role=Role.BANK, party=BANK))
         row = conn.execute(select(api_keys).where(api_keys.c.key_id == issued.key_id)).one()
     assert bytes(row.key_hash) == hashlib.sha256(issued.api_key.encode()).digest()
     assert issued.api_key.split("_")[2] not in str(tuple(row))
@@ -176,7 +181,8 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Any, monkeypatch: Any) -> 
     monkeypatch.setenv("LEDGER_CHAIN", "rpc")  # incomplete chain settings: keys need none
     runner = CliRunner()
     created = runner.invoke(cli, ["apikey", "create", "--role", "verifier", "--enterprise", A,
-                                  "--enterprise", B, "--label", "auditor"])
+                                  "--enterprise", B, "--label", "auditor",
+                                  "--party", VERIFIER])
     assert created.exit_code == 0, created.output
     key = created.stdout.strip().splitlines()[-1]
     engine = make_engine(f"sqlite:///{tmp_path / 'cli' / 'ledger.db'}")
@@ -184,6 +190,7 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Any, monkeypatch: Any) -> 
         with engine.connect() as conn:
             principal = authenticate(conn, f"Bearer {key}")
             assert principal.role is Role.VERIFIER and principal.enterprises == {A, B}
+            assert principal.party == VERIFIER
             assert [k.label for k in list_keys(conn)] == ["auditor"]
         listed = runner.invoke(cli, ["apikey", "list"])
         assert principal.key_id in listed.stdout and key not in listed.stdout
@@ -193,6 +200,8 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Any, monkeypatch: Any) -> 
             authenticate(conn, f"Bearer {key}")
         refused = runner.invoke(cli, ["apikey", "create", "--role", "gateway"])
         assert refused.exit_code == 2
+        no_party = runner.invoke(cli, ["apikey", "create", "--role", "bank"])
+        assert no_party.exit_code == 2 and "names its party" in no_party.output
         # A deployment's own key (GATEWAY_API_KEY): generated, then registered by hash.
         given = runner.invoke(cli, ["apikey", "generate"]).stdout.strip()
         register = ["apikey", "create", "--role", "gateway", "--enterprise", A, "--stdin"]
@@ -217,3 +226,40 @@ def test_gateway_sends_its_configured_key(ledger: Any, monkeypatch: Any,
     assert answer.status == 200 and answer.body["role"] == "gateway"
     assert HttpTransport.for_app(create_app(ledger)).request(
         "GET", "/v1/auth/whoami").status == 401
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"role": "bank"}, "a bank key names its party"),
+    ({"role": "verifier", "enterprises": [A]}, "a verifier key names its party"),
+    ({"role": "enterprise", "enterprises": [A], "party": BANK}, "names no party"),
+    ({"role": "gateway", "enterprises": [A], "party": BANK}, "names no party"),
+    ({"role": "buyer", "enterprises": [A], "party": BANK}, "names no party"),
+    ({"role": "association", "party": BANK}, "names no party"),
+    ({"role": "bank", "party": "not an identifier"}, "party"),
+])
+def test_a_key_names_a_party_exactly_where_its_role_needs_one(
+        client_as: Any, body: dict[str, Any], problem: str) -> None:
+    refused = _problem(client_as("admin").post("/v1/auth/keys", json=body), 422,
+                       "invalid_input")
+    assert problem in str(refused)
+
+
+def test_bank_verifier_regulator_and_admin_keys_carry_their_party(
+        ledger: Any, client_as: Any) -> None:
+    admin = client_as("admin")
+    from fastapi.testclient import TestClient
+
+    for body in ({"role": "bank", "party": BANK}, {"role": "verifier", "party": VERIFIER},
+                 {"role": "regulator", "party": "86.1000.1/gov.mee"}, {"role": "regulator"},
+                 {"role": "admin", "party": "86.1000.1/op.ledger"}):
+        issued = admin.post("/v1/auth/keys", json=body)
+        assert issued.status_code == 201, issued.text
+        assert issued.json()["party"] == body.get("party")
+        with TestClient(create_app(ledger),
+                        headers={"Authorization": f"Bearer {issued.json()['api_key']}"}) as http:
+            assert http.get("/v1/auth/whoami").json()["party"] == body.get("party")
+        listed = {k["key_id"]: k for k in admin.get("/v1/auth/keys").json()}
+        assert listed[issued.json()["key_id"]]["party"] == body.get("party")
+    with ledger.engine.begin() as conn:
+        key = create_key(conn, KeyCreate(role=Role.VERIFIER, party=VERIFIER)).api_key
+        assert authenticate(conn, f"Bearer {key}").party == VERIFIER

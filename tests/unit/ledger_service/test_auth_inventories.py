@@ -46,8 +46,10 @@ class World:
 
 
 def _key(ledger: Ledger, role: Role, *enterprises: str) -> str:
+    party = {Role.BANK: "86.1000.1/bank.test", Role.VERIFIER: "86.1000.1/vfr.test"}.get(role)
     with ledger.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises))).api_key
+        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
+                                          party=party)).api_key
 
 
 @pytest.fixture(scope="module")

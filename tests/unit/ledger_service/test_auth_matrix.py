@@ -57,8 +57,10 @@ CALLERS = [Caller("admin", Role.ADMIN), Caller("regulator", Role.REGULATOR),
 
 
 def _key(led: Any, role: Role, enterprises: tuple[str, ...] = ()) -> str:
+    party = {Role.BANK: "86.1000.1/bank.test", Role.VERIFIER: "86.1000.1/vfr.test"}.get(role)
     with led.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises))).api_key
+        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
+                                          party=party)).api_key
 
 
 def _world(led: Any, owner: str, site: str, name: str) -> dict[str, str]:

@@ -413,7 +413,9 @@ def test_route_admits_regulator_bank_and_owner_only(world: World) -> None:
 
     def key(role: Role, enterprises: list[str] | None = None) -> str:
         with world.ledger.engine.begin() as conn:
-            return make_key(conn, KeyCreate(role=role, enterprises=enterprises or [])).api_key
+            return make_key(conn, KeyCreate(
+                role=role, enterprises=enterprises or [],
+                party=f"{PREFIX}/bank.test" if role is Role.BANK else None)).api_key
 
     url = f"/v1/evidence/{ENTERPRISE}?period=2026-10"
     with TestClient(world.app) as http:

@@ -58,6 +58,7 @@ from node_gateway.uploader import HttpTransport
 
 P = "86.1000.1"
 STEEL, CEMENT, LOAN, NOBENCH = (f"{P}/ent.{n}" for n in ("steel", "cement", "loan", "nobench"))
+BANK = f"{P}/bank.icbc-ln"
 CONFIG = {
     "timezone": "UTC",
     "finance": {"valid_days": 30},
@@ -77,11 +78,15 @@ class World:
     totals: dict[str, list[str]]
     tmp: Path
 
-    def client(self, role: str | None, *enterprises: str) -> TestClient:
+    def client(self, role: str | None, *enterprises: str, party: str | None = None
+               ) -> TestClient:
+        """A client with a new key of ``role`` (a bank's: of ``party``, default BANK)."""
         if role is None:
             return TestClient(self.app)
+        party = party or (BANK if role == "bank" else None)
         with self.ledger.engine.begin() as conn:
-            key = create_key(conn, KeyCreate(role=Role(role), enterprises=list(enterprises)))
+            key = create_key(conn, KeyCreate(role=Role(role), enterprises=list(enterprises),
+                                             party=party))
         return TestClient(self.app, headers={"Authorization": f"Bearer {key.api_key}"})
 
 
@@ -331,7 +336,9 @@ def test_loan_tracking_over_two_quarters(world: World) -> None:
     tracking = f"/v1/finance/loans/{loan['id']}/tracking"
     assert world.client("regulator").get(tracking).status_code == 200
     assert world.client("enterprise", LOAN).get(tracking).status_code == 200
-    assert world.client("bank").get(tracking).status_code == 403  # another bank
+    assert world.client("bank").get(tracking).status_code == 200  # another key of the bank
+    other_bank = world.client("bank", party=f"{P}/bank.other").get(tracking)
+    assert (other_bank.status_code, other_bank.json()["code"]) == (403, "wrong_party")
     assert world.client("enterprise", STEEL).get(tracking).status_code == 403
     assert world.client("buyer", LOAN).get(tracking).status_code == 403
     missing = bank.get(f"/v1/finance/loans/{P}/loan.none/tracking")
@@ -442,3 +449,39 @@ def test_cli_eligibility_verify_code_and_loan_tracking(world: World, tmp_path: P
     assert [q["status"] for q in json.loads(tracked.stdout)["quarters"]] == ["on_track"] * 2
     missing = runner.invoke(cli, ["finance", "loan-tracking", f"{P}/loan.none"])
     assert missing.exit_code == 1 and "[loan_not_found]" in missing.stderr
+
+
+def test_loans_belong_to_the_bank_not_the_key(world: World) -> None:
+    """A project is the bank's: a rotated key (a second one of the bank) reads it, another
+    bank neither reads it nor claims its id; a bank key registers only for its own bank,
+    and an admin names the bank it registers for."""
+    loan = {"id": f"{P}/loan.kiln-heat", "enterprise": LOAN, "start": "2026-Q1",
+            "baseline": "5", "planned_reductions": ["1"]}
+    first = world.client("bank").post("/v1/finance/loans", json=loan)
+    assert first.status_code == 201 and first.json()["document"]["bank"] == BANK
+    assert "registered_by" not in first.json()["document"]
+    rotated = world.client("bank")
+    assert rotated.get(f"/v1/finance/loans/{loan['id']}").status_code == 200
+    assert rotated.post("/v1/finance/loans", json=loan).status_code == 200  # same terms
+    other = world.client("bank", party=f"{P}/bank.other")
+    for url in (f"/v1/finance/loans/{loan['id']}", f"/v1/finance/loans/{loan['id']}/tracking"):
+        refused = other.get(url)
+        assert (refused.status_code, refused.json()["code"]) == (403, "wrong_party")
+        assert refused.json()["details"] == {"party": f"{P}/bank.other", "owner": BANK}
+    claimed = other.post("/v1/finance/loans", json=loan)  # the same id for another bank
+    assert (claimed.status_code, claimed.json()["code"]) == (409, "loan_exists")
+    for_other = other.post("/v1/finance/loans", json={**loan, "id": f"{P}/loan.x", "bank": BANK})
+    assert (for_other.status_code, for_other.json()["code"]) == (403, "wrong_party")
+    named_own = other.post("/v1/finance/loans", json={**loan, "id": f"{P}/loan.own",
+                                                      "bank": f"{P}/bank.other"})
+    assert named_own.status_code == 201 and named_own.json()["document"]["bank"] == \
+        f"{P}/bank.other"
+
+    admin = world.client("admin")
+    nameless = admin.post("/v1/finance/loans", json={**loan, "id": f"{P}/loan.by-admin"})
+    assert (nameless.status_code, nameless.json()["code"]) == (422, "invalid_input")
+    named = admin.post("/v1/finance/loans", json={**loan, "id": f"{P}/loan.by-admin",
+                                                  "bank": BANK})
+    assert named.status_code == 201 and named.json()["document"]["bank"] == BANK
+    assert rotated.get(f"/v1/finance/loans/{P}/loan.by-admin").status_code == 200
+    assert admin.get(f"/v1/finance/loans/{P}/loan.own").status_code == 200

@@ -43,6 +43,7 @@ from ledger_service.settings import Settings
 
 P = "86.1000.1"
 OWNER, BUYER, OTHER = f"{P}/ent.owner", f"{P}/ent.buyer", f"{P}/ent.other"
+BANK_PARTY = f"{P}/bank.test"
 PERIOD = {"period_from": "2026-03-01T00:00:00Z", "period_to": "2026-03-02T00:00:00Z"}
 
 
@@ -58,8 +59,9 @@ class World:
 
     def as_(self, role: Role, enterprise: str | None = None) -> TestClient:
         with self.ledger.engine.begin() as conn:
-            key = create_key(conn, KeyCreate(role=role, enterprises=[] if enterprise is None
-                                             else [enterprise])).api_key
+            key = create_key(conn, KeyCreate(
+                role=role, enterprises=[] if enterprise is None else [enterprise],
+                party=BANK_PARTY if role is Role.BANK else None)).api_key
         return TestClient(self.app, headers={"Authorization": f"Bearer {key}"})
 
     def market(self) -> DataMarketClient:

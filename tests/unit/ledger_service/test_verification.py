@@ -62,6 +62,8 @@ ENTERPRISE = f"{PREFIX}/ent.verif-test"
 OTHER = f"{PREFIX}/ent.verif-other"
 SITE = f"{PREFIX}/site.kiln"
 VERIFIER = f"{PREFIX}/vfr.acme"
+RIVAL = f"{PREFIX}/vfr.rival"
+SECOND = f"{PREFIX}/vfr.second"
 DAY = period_from_label("2026-10-05")
 START = datetime(2026, 10, 5, tzinfo=UTC)
 
@@ -93,9 +95,13 @@ class World:
         return VerificationStatus.model_validate_json(r.content)
 
 
-def _key(ledger: Ledger, role: Role, enterprises: tuple[str, ...] = ()) -> str:
+def _key(ledger: Ledger, role: Role, enterprises: tuple[str, ...] = (),
+         party: str | None = None) -> str:
+    """A key of ``role``; a verifier's of ``party`` (default VERIFIER), a bank's of one."""
+    party = party or {Role.VERIFIER: VERIFIER, Role.BANK: f"{PREFIX}/bank.test"}.get(role)
     with ledger.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises))).api_key
+        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
+                                          party=party)).api_key
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +123,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     receipt = gw_inventory.submit(gw, run.signed)
     ledger.anchor_tick(force=True)
     ledger.call(registry.create_enterprise, EnterpriseCreate(id=OTHER, name="Other Co."))
-    roles = {"admin": (Role.ADMIN, ()), "regulator": (Role.REGULATOR, ()),
+    roles: dict[str, tuple[Any, ...]] = {
+             "admin": (Role.ADMIN, ()), "regulator": (Role.REGULATOR, ()),
              "verifier": (Role.VERIFIER, (ENTERPRISE,)), "verifier (all)": (Role.VERIFIER, ()),
              "verifier of other": (Role.VERIFIER, (OTHER,)),
+             "rival verifier": (Role.VERIFIER, (ENTERPRISE,), RIVAL),
+             "second verifier": (Role.VERIFIER, (), SECOND),
              "enterprise": (Role.ENTERPRISE, (ENTERPRISE,)), "bank": (Role.BANK, ()),
              "buyer": (Role.BUYER, (ENTERPRISE,)), "gateway": (Role.GATEWAY, (ENTERPRISE,))}
     clients = {name: TestClient(app, headers={"Authorization": f"Bearer {_key(ledger, *r)}"})
@@ -381,10 +390,59 @@ def test_nothing_is_sampled_or_attested_before_the_seed_block(world: World) -> N
     assert check_sample_evidence(ready)
 
 
+def test_only_the_opening_verifier_organisation_adds_to_a_verification(world: World) -> None:
+    """A key of another verifier organisation, engaged by the same enterprise, neither
+    opens a verification in VERIFIER's name nor adds findings or an attestation to one
+    VERIFIER opened (even one signed with VERIFIER's key); VERIFIER's other keys and an
+    admin do."""
+    def refused(r: Any) -> None:
+        assert (r.status_code, r.json()["code"]) == (403, "wrong_party"), r.text
+        assert r.json()["details"] == {"party": RIVAL, "owner": VERIFIER}
+
+    refused(world.clients["rival verifier"].post("/v1/verifications", json={
+        "inventory_id": world.inventory_id, "verifier": VERIFIER, "sample_size": 2}))
+    vid = world.open(size=2)["verification_id"]
+    finding = {"findings": [{"severity": "info", "category": "other", "text": "seen"}]}
+    refused(world.clients["rival verifier"].post(f"/v1/verifications/{vid}/findings",
+                                                 json=finding))
+    ev = world.evidence(vid)
+    refused(_post(world, vid, _sign(world, ev, world.status(vid)), as_="rival verifier"))
+    assert world.status(vid).findings == [] and world.status(vid).attestation is None
+    # Reading is not adding: the rival, engaged by the enterprise, still reads it.
+    assert world.clients["rival verifier"].get(f"/v1/verifications/{vid}").status_code == 200
+
+    assert world.clients["verifier (all)"].post(f"/v1/verifications/{vid}/findings",
+                                                json=finding).status_code == 201
+    by_admin = world.clients["admin"].post(f"/v1/verifications/{vid}/findings", json={
+        "findings": [{"severity": "minor", "category": "other", "text": "by the operator"}]})
+    assert by_admin.status_code == 201, by_admin.text
+    r = _post(world, vid, _sign(world, ev, world.status(vid)))
+    assert r.status_code == 201, r.text
+
+
+def test_a_verifier_key_without_a_party_acts_for_no_organisation(world: World) -> None:
+    """A verifier key issued before keys named their organisation (no party in its row)
+    is refused where the organisation decides, and says how to get a new one."""
+    from sqlalchemy import update
+
+    from ledger_service._internal.db import api_keys
+
+    key = _key(world.ledger, Role.VERIFIER, (ENTERPRISE,))
+    with world.ledger.engine.begin() as conn:
+        conn.execute(update(api_keys).where(api_keys.c.key_id == key.split("_")[1])
+                     .values(party=None))
+    with TestClient(world.app, headers={"Authorization": f"Bearer {key}"}) as legacy:
+        assert legacy.get("/v1/auth/whoami").json()["party"] is None
+        r = legacy.post("/v1/verifications", json={
+            "inventory_id": world.inventory_id, "verifier": VERIFIER, "sample_size": 2})
+        assert (r.status_code, r.json()["code"]) == (403, "wrong_party")
+        assert "names no party" in r.json()["message"]
+
+
 def test_opening_needs_a_registered_verifier_and_a_stored_inventory(world: World) -> None:
     body = {"inventory_id": world.inventory_id, "verifier": f"{PREFIX}/vfr.unknown",
             "sample_size": 2}
-    r = world.clients["verifier"].post("/v1/verifications", json=body)
+    r = world.clients["admin"].post("/v1/verifications", json=body)
     assert (r.status_code, r.json()["code"]) == (422, "unknown_verifier_key")
     r = world.clients["admin"].post("/v1/verifications", json={
         **body, "verifier": VERIFIER, "inventory_id": f"{PREFIX}/inv.{'0' * 32}"})
@@ -460,11 +518,11 @@ def test_the_cli_checks_and_attests_over_http(world: World, served: str) -> None
 
 
 def test_a_revoked_verifier_key_signs_nothing_more(world: World) -> None:
-    other, key = f"{PREFIX}/vfr.second", PrivateKey.generate("intl")
+    other, key = SECOND, PrivateKey.generate("intl")
     pub = key.public_key()
     assert world.clients["admin"].post("/v1/verifiers", json={
         "verifier": other, "suite": "intl", "public_key": pub.hex()}).status_code == 201
-    r = world.clients["verifier"].post("/v1/verifications", json={
+    r = world.clients["second verifier"].post("/v1/verifications", json={
         "inventory_id": world.inventory_id, "verifier": other, "sample_size": 2})
     assert r.status_code == 201, r.text
     vid = r.json()["verification_id"]
@@ -481,9 +539,9 @@ def test_a_revoked_verifier_key_signs_nothing_more(world: World) -> None:
     listed = world.clients["anonymous"].get(f"/v1/verifiers/{other}").json()
     assert listed[0]["revocation_record_id"] == f"{other}/key.{pub.key_id}/revoked"
 
-    r = _post(world, vid, signed)
+    r = _post(world, vid, signed, as_="second verifier")
     assert (r.status_code, r.json()["code"]) == (422, "revoked_verifier_key"), r.text
-    r = world.clients["verifier"].post("/v1/verifications", json={
+    r = world.clients["second verifier"].post("/v1/verifications", json={
         "inventory_id": world.inventory_id, "verifier": other, "sample_size": 2})
     assert (r.status_code, r.json()["code"]) == (422, "unknown_verifier_key")
     assert world.clients["admin"].post(f"/v1/verifiers/{other}/keys/{'0' * 32}/revoke",
