@@ -29,6 +29,7 @@ from benchmarks import (
     ingest,
     ingest_postgres,
     inventory_scale,
+    market_delivery,
     market_gas,
     proofs,
     resolver,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[list[str], bool], None]] = {
     "resolver": resolver.run,  # resolutions_per_s (in-process, HTTP), custody_walk_s
     "rule_gas": rule_gas.run,  # rule_gas_<formula>[_per_line], publish and deploy gas
     "market_gas": market_gas.run,  # market_gas_{deploy,list,grant,sale,revoke}
+    "market_delivery": market_delivery.run,  # market_delivery_{build,open}_seconds, _bytes, MiB
     "anchor_latency": anchor_latency.run,  # anchor_latency_s p50/p99 on anvil (block time 1)
     "ingest_pg": ingest_postgres.run,  # ingest_readings_per_s, 1 and 2 processes, scaling
     "burst": burst.run,  # burst_latency_ms p50/p99, 10,000 single-reading POSTs, 200 in flight

@@ -2,26 +2,29 @@
 
 The ledger checks the grant twice, in its own records (not revoked, not expired) and on
 chain (``isActive``), then builds a :class:`~carbon_protocol.data_delivery.DataDelivery`
-holding exactly the dataset's readings with their inclusion proofs against the first
-final anchored tree head that covers all of them, encrypts it to the key the buyer
+holding exactly the dataset's readings, their device keys and one leaf-set proof of all
+of them against the first final anchored tree head that covers them (hashes fetched in
+one pass, not a path per reading), encrypts it to the key the buyer
 named in its request, and appends a ``data_access`` record (grant, buyer, time, hash of
 the plaintext, digest of the envelope) *before* answering: a read that is not logged
 does not happen.
 
 :func:`open_delivery` is the buyer's side: decrypt with its private key, then verify
-every signature and proof and the content hash (optionally against the chain).
+every signature, the leaf-set proof and the content hash (optionally against the chain).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from carbon_protocol.canonical import canonical_json
 from carbon_protocol.chain_view import ChainView
 from carbon_protocol.data_delivery import (
+    DELIVERY_FORMAT,
     DataDelivery,
-    DeliveredReading,
     DeliveryReport,
+    DeliveryVerificationError,
     content_hash,
     parse_delivery,
     verify_delivery,
@@ -35,7 +38,8 @@ from carbon_protocol.envelope import (
     open_,
     seal,
 )
-from carbon_protocol.models import SignedReading
+from carbon_protocol.inventory import leaf_set_proof_nodes
+from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.suites import hash_fn
 
 from .._internal.clock import utc_text
@@ -54,40 +58,54 @@ from .models import Delivery
 __all__ = ["deliver", "open_delivery"]
 
 
-def _payload(ledger: Ledger, grant_id: str, dataset_id: str,
-             listing: dict[str, Any]) -> DataDelivery:
+def _plaintext(ledger: Ledger, grant_id: str, dataset_id: str,
+               listing: dict[str, Any]) -> tuple[bytes, int, int]:
+    """The delivery's RFC 8785 bytes, its reading count and tree size.
+
+    Built as plain JSON values rather than through :class:`DataDelivery`: the readings
+    are the log's own leaf bytes (already canonical, checked against their stored leaf
+    hashes here), and validating 200,000 of them into models only to dump them again
+    cost more than everything else. The buyer's side parses it into the model."""
     selection = Selection.of(listing)
+    h = hash_fn(ledger.settings.log_suite)
     with ledger.reader.connect() as conn:
-        rows = selected_readings(conn, selection, (readings.c.id, readings.c.leaf_data))
+        rows = selected_readings(conn, selection, (readings.c.leaf_data,))
         if not rows:
             raise InvalidDatasetError(f"dataset {dataset_id} selects no readings any more")
         try:
             anchor = anchor_covering(ledger, int(rows[-1].leaf_index), f"dataset {dataset_id}")
         except NotFoundError as exc:
             raise DeliveryNotReadyError(str(exc), dataset_id=dataset_id) from exc
-        keys: dict[str, Any] = {}
-        items = []
-        for row in rows:
-            signed = SignedReading.model_validate_json(bytes(row.leaf_data))
-            key_id = signed.reading.key_id
-            if key_id not in keys:
-                keys[key_id] = device_key_info(conn, key_id)
-            proof = ledger.log.inclusion_proof(conn, int(row.leaf_index), anchor.tree_size)
-            items.append(DeliveredReading(
-                reading_id=row.id, signed_reading=signed, device_key=keys[key_id],
-                leaf_index=int(row.leaf_index), leaf_hash=bytes(row.leaf_hash).hex(),
-                inclusion_proof=[p.hex() for p in proof]))
+        indices = [int(row.leaf_index) for row in rows]
+        proof = ledger.log._ranges(conn, leaf_set_proof_nodes(anchor.tree_size, indices))
+        signed = [json.loads(bytes(row.leaf_data)) for row in rows]
+        keys = [device_key_info(conn, k).model_dump(mode="json")
+                for k in sorted({s["reading"]["key_id"] for s in signed})]
         conn.rollback()
+    altered = next((row.leaf_index for row in rows
+                    if leaf_hash(h, bytes(row.leaf_data)) != bytes(row.leaf_hash)), None)
     digest = content_hash(ledger.settings.log_suite, [bytes(r.leaf_hash) for r in rows]).hex()
+    # The log is append-only and the selection fixed: either means tampered storage.
+    if altered is not None:
+        raise InvalidDatasetError(f"the stored reading at leaf {altered} of dataset "
+                                  f"{dataset_id} no longer matches its leaf hash: storage "
+                                  "was altered")
     if digest != listing["content_hash"]:
-        # The log is append-only and the selection fixed: this means tampered storage.
         raise InvalidDatasetError(f"dataset {dataset_id} now hashes to {digest}, listed as "
                                   f"{listing['content_hash']}: storage was altered")
     sth = ledger.tree_head(anchor.tree_size)
     assert sth is not None
-    return DataDelivery(grant=grant_id, dataset=dataset_id, content_hash=digest,
-                        delivered_at=utc_text(), signed_tree_head=sth,
-                        log_key=ledger.log_key_info(), anchor=anchor, readings=items)
+    sel = listing["selection"]
+    document = {
+        "format": DELIVERY_FORMAT, "grant": grant_id, "dataset": dataset_id,
+        "content_hash": digest, "delivered_at": utc_text(),
+        "selection": {"devices": sel["devices"], "period_from": sel["period_from"],
+                      "period_to": sel["period_to"], "tree_size": int(sel["tree_size"])},
+        "signed_tree_head": sth.model_dump(mode="json"),
+        "log_key": ledger.log_key_info().model_dump(mode="json"),
+        "anchor": anchor.model_dump(mode="json"), "device_keys": keys,
+        "indices": indices, "readings": signed, "proof": [p.hex() for p in proof]}
+    return canonical_json(document), len(rows), anchor.tree_size
 
 
 def deliver(ledger: Ledger, grant_id: str, principal: Principal | None) -> Delivery:
@@ -102,8 +120,7 @@ def deliver(ledger: Ledger, grant_id: str, principal: Principal | None) -> Deliv
                                  "key's enterprise", grant_id=grant_id)
     check_active(ledger, record)
     listing = dataset_record(ledger, doc["dataset"]).document
-    payload = _payload(ledger, grant_id, doc["dataset"], listing)
-    plaintext = canonical_json(payload.model_dump(mode="json"))
+    plaintext, count, tree_size = _plaintext(ledger, grant_id, doc["dataset"], listing)
     rk = doc["recipient_key"]
     recipient = RecipientPublicKey.from_hex(rk["suite"], rk["public_key"])
     envelope = seal(plaintext, recipient, EnvelopeHeader(
@@ -118,11 +135,10 @@ def deliver(ledger: Ledger, grant_id: str, principal: Principal | None) -> Deliv
         "plaintext_hash": hash_fn(ledger.settings.log_suite)(plaintext).hex(),
         "hash_suite": ledger.settings.log_suite,
         "envelope_digest": envelope_digest(envelope),
-        "recipient_key_id": recipient.key_id, "readings": len(payload.readings),
-        "tree_size": payload.anchor.tree_size})
+        "recipient_key_id": recipient.key_id, "readings": count, "tree_size": tree_size})
     return Delivery(envelope=envelope, access_record_id=access_id,
-                    access_leaf_index=access.leaf_index, content_hash=payload.content_hash,
-                    readings=len(payload.readings))
+                    access_leaf_index=access.leaf_index, content_hash=listing["content_hash"],
+                    readings=count)
 
 
 def open_delivery(envelope: Envelope, key: RecipientPrivateKey, *,
@@ -135,8 +151,6 @@ def open_delivery(envelope: Envelope, key: RecipientPrivateKey, *,
     ``EnvelopeError`` / ``DeliveryVerificationError`` at the first failure."""
     delivery = parse_delivery(open_(envelope, key))
     if delivery.grant != envelope.header.grant:
-        from carbon_protocol.data_delivery import DeliveryVerificationError
-
         raise DeliveryVerificationError(f"the envelope is for grant {envelope.header.grant} "
                                         f"but holds a delivery for {delivery.grant}")
     report = verify_delivery(delivery, expected_content_hash=expected_content_hash,

@@ -20,10 +20,17 @@ from typer.testing import CliRunner
 
 from carbon_protocol import merkle
 from carbon_protocol.canonical import canonical_json
-from carbon_protocol.data_delivery import DeliveryVerificationError, content_hash
+from carbon_protocol.data_delivery import (
+    DELIVERY_STEPS,
+    DataDelivery,
+    DeliveryVerificationError,
+    content_hash,
+    verify_delivery,
+)
 from carbon_protocol.envelope import Envelope, RecipientPrivateKey, open_
-from carbon_protocol.models import Reading, format_utc, parse_utc
-from carbon_protocol.signing import sign_reading
+from carbon_protocol.inventory import leaf_set_proof_nodes
+from carbon_protocol.models import Reading, SignedReading, format_utc, parse_utc
+from carbon_protocol.signing import leaf_bytes, sign_reading
 from carbon_protocol.suites import PrivateKey, hash_fn
 from ledger_service import registry
 from ledger_service._cli import app as cli
@@ -194,9 +201,10 @@ def test_request_grant_deliver_open_and_audit(world: World) -> None:
     envelope = Envelope.model_validate(delivery["envelope"])
     opened, report = open_delivery(envelope, world.keys["intl"],
                                    expected_content_hash=world.state["dataset"]["content_hash"])
-    assert {item.reading_id for item in opened.readings} == world.in_period
-    assert world.out_of_period not in {item.reading_id for item in opened.readings}
-    assert report.readings == 8 and "inclusion" in report.steps
+    delivered = {rid for _, rid, _ in opened.reading_ids()}
+    assert delivered == world.in_period and world.out_of_period not in delivered
+    assert report.readings == 8 and report.steps == list(DELIVERY_STEPS[:3] + DELIVERY_STEPS[4:])
+    assert opened.format == "carbon-ledger/data-delivery/v2" and len(opened.device_keys) == 2
 
     # The read was logged before it was answered, with the hash of what was delivered.
     events = world.as_(Role.ENTERPRISE, OWNER).get(
@@ -232,19 +240,97 @@ def test_the_sm_suite_delivers_under_sm4_and_an_sm2_wrapped_key(world: World) ->
         open_delivery(envelope, RecipientPrivateKey.generate("sm"))
 
 
-def test_a_tampered_delivery_fails_verification(world: World) -> None:
-    grant_id = world.state["grant"]
-    r = world.as_(Role.BUYER, BUYER).get(f"/v1/market/grants/{grant_id}/delivery")
+def _delivered(world: World) -> DataDelivery:
+    r = world.as_(Role.BUYER, BUYER).get(f"/v1/market/grants/{world.state['grant']}/delivery")
     opened, _ = open_delivery(Envelope.model_validate(r.json()["envelope"]), world.keys["intl"])
-    fewer = opened.model_copy(update={"readings": opened.readings[:-1]})
-    from carbon_protocol.data_delivery import verify_delivery
+    return opened
 
-    with pytest.raises(DeliveryVerificationError, match="content hash"):
+
+def _edited(delivery: DataDelivery, **changes: Any) -> DataDelivery:
+    return DataDelivery.model_validate({**delivery.model_dump(mode="json"), **changes})
+
+
+def _reproved(world: World, delivery: DataDelivery,
+              leaves: list[tuple[int, SignedReading]]) -> DataDelivery:
+    """What a dishonest ledger would send for another set of leaves: a leaf-set proof
+    and a content hash that are consistent with it."""
+    size = delivery.signed_tree_head.tree_head.tree_size
+    indices = [i for i, _ in leaves]
+    with world.ledger.reader.connect() as conn:
+        proof = world.ledger.log._ranges(conn, leaf_set_proof_nodes(size, indices))
+    hashes = [merkle.leaf_hash(hash_fn("sm"), leaf_bytes(r)) for _, r in leaves]
+    return _edited(delivery, indices=indices, readings=[r.model_dump(mode="json")
+                                                        for _, r in leaves],
+                   proof=[p.hex() for p in proof], content_hash=content_hash("sm", hashes).hex())
+
+
+def test_a_changed_proof_hash_fails_the_leaf_set_proof(world: World) -> None:
+    opened = _delivered(world)
+    assert opened.proof, "leaf 4 (the reading after the period) is proven by its hash"
+    changed = _edited(opened, proof=["00" * 32, *opened.proof[1:]])
+    with pytest.raises(DeliveryVerificationError,
+                       match=r"^leaf-set proof: the 8 readings and the proof lead to root"):
+        verify_delivery(changed)
+
+
+def test_a_removed_reading_fails_the_proof_or_the_listed_content_hash(world: World) -> None:
+    opened = _delivered(world)
+    fewer = _edited(opened, indices=opened.indices[:-1], readings=[
+        r.model_dump(mode="json") for r in opened.readings[:-1]])
+    with pytest.raises(DeliveryVerificationError,
+                       match=r"^leaf-set proof: the proof does not fit the 7 delivered leaf "
+                             r"indices .*a reading was added or removed"):
         verify_delivery(fewer)
-    with pytest.raises(DeliveryVerificationError, match="content hash"):
-        verify_delivery(fewer.model_copy(update={"content_hash": content_hash(
-            "sm", [bytes.fromhex(i.leaf_hash) for i in fewer.readings]).hex()}),
-            expected_content_hash=world.state["dataset"]["content_hash"])
+    # Re-proven consistently (only the ledger could), the listed content hash catches it.
+    forged = _reproved(world, opened, list(zip(opened.indices, opened.readings,
+                                               strict=True))[:-1])
+    assert verify_delivery(forged).readings == 7
+    with pytest.raises(DeliveryVerificationError,
+                       match=r"^content hash: .*the listing says .*other readings than"):
+        verify_delivery(forged, expected_content_hash=world.state["dataset"]["content_hash"])
+
+
+def test_an_added_reading_fails_verification(world: World) -> None:
+    opened = _delivered(world)
+    twice = _edited(opened, indices=[opened.indices[0], *opened.indices],
+                    readings=[r.model_dump(mode="json")
+                              for r in [opened.readings[0], *opened.readings]])
+    with pytest.raises(DeliveryVerificationError,
+                       match=rf"^readings: reading leaf {opened.indices[0]} .*: leaf index "
+                             rf"{opened.indices[0]} does not follow .*strictly increasing"):
+        verify_delivery(twice)
+    unlogged = opened.readings[0].model_copy(update={"signature": "00" * 64})
+    extra = _edited(opened, indices=[*opened.indices, opened.indices[-1] + 1],
+                    readings=[r.model_dump(mode="json") for r in [*opened.readings, unlogged]])
+    with pytest.raises(DeliveryVerificationError, match=r"^readings: reading leaf \d+ .*"):
+        verify_delivery(extra)
+
+
+def test_a_reading_outside_the_dataset_fails_even_with_a_consistent_proof(
+        world: World) -> None:
+    opened = _delivered(world)
+    outside = world.ledger.export_proof(world.out_of_period)
+    leaves = sorted([*zip(opened.indices, opened.readings, strict=True),
+                     (outside.leaf_index, outside.signed_reading)], key=lambda x: x[0])
+    forged = _reproved(world, opened, leaves)
+    with pytest.raises(DeliveryVerificationError,
+                       match=rf"^readings: reading leaf {outside.leaf_index} \(.*#5\): measured "
+                             r"at 2026-03-02T00:00:00Z is outside the dataset"):
+        verify_delivery(forged)
+
+
+def test_a_changed_reading_or_foreign_key_fails_the_reading_checks(world: World) -> None:
+    opened = _delivered(world)
+    first = opened.readings[0]
+    changed = first.model_copy(update={"reading": first.reading.model_copy(
+        update={"value": "999"})})
+    with pytest.raises(DeliveryVerificationError, match=r"^readings: reading leaf \d+ .*"):
+        verify_delivery(_edited(opened, readings=[r.model_dump(mode="json") for r in
+                                                  [changed, *opened.readings[1:]]]))
+    with pytest.raises(DeliveryVerificationError, match="carries no device key"):
+        verify_delivery(_edited(opened, device_keys=[
+            k.model_dump(mode="json") for k in opened.device_keys
+            if k.device != first.reading.device]))
 
 
 def test_a_double_grant_is_409_and_changes_nothing(world: World) -> None:
