@@ -16,13 +16,21 @@ anchor          ``<log p>/anchor.<log s>.<size>``   anchors → tree head
 reading_range   ``<log p>/rr.<device s>.<a>-<b>``   measured_by → device, logged_in → tree head
 inventory       the ledger's inventory id           computed_from → the reading ranges of
                                                     the readings its lines used
+report          the report id                       summarises → the inventories it names
+attestation     ``<p>/att.<verification suffix>``   attests → the attested inventory
+grant           the grant id                        grants_access_to → the reading ranges
+                                                    of the dataset it grants
 ==============  ==================================  =======================================
+
+Reports, attestations and grants (:mod:`.statements`) are registered with the window
+holding their leaf, after its inventories; a ``data_revocation`` in a window makes its
+grant's record final (deactivated, with the revocation in its data).
 
 Reading ranges: the log is cut at the sizes of its final anchors; window ``[a, b)``
 holds, per device, the readings whose leaf index lies in it. A range record gives
 their count, sequence and leaf bounds, and as ``hash`` the RFC 9162 Merkle tree hash
 of that device's leaf hashes in leaf order (a holder of the readings recomputes it).
-The anchor record of ``b`` is registered after the ranges and inventories of ``[a, b)``,
+The anchor record of ``b`` is registered after everything else of ``[a, b)``,
 so it marks the window done and later runs scan only new windows. Readings after the
 last final anchor wait for the next one. An inventory (a leaf of the same log) links
 ``computed_from`` every reading range holding a leaf its lines name; its ``hash`` is its
@@ -37,7 +45,6 @@ key are reported in ``skipped``, not registered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -51,11 +58,16 @@ from carbon_protocol.canonical import canonical_json
 from carbon_protocol.merkle import root_from_leaf_hashes
 from carbon_protocol.suites import PrivateKey, SuiteName, hash_fn, parse_suite
 
+from ._internal.specs import Spec as _Spec
+from ._internal.specs import suffixed as _suffixed
 from .models import HashRef, Link, RecordKey, RecordReceipt, SignedRecord
 from .records import deactivation, hash_ref, new_record, next_version, same_content
 from .resolver import ancestors
+from .statements import MAX_LINKS as _MAX_LINKS
+from .statements import Revocation, attestation_id, range_id, window_statements
 
-__all__ = ["RecordSink", "BridgeReport", "sync_ledger", "range_id", "tree_head_id", "anchor_id"]
+__all__ = ["RecordSink", "BridgeReport", "sync_ledger", "range_id", "tree_head_id", "anchor_id",
+           "attestation_id"]
 
 
 class RecordSink(Protocol):
@@ -79,28 +91,12 @@ class BridgeReport:
     readings: int = 0
     """Readings covered by the reading ranges registered in this run."""
     skipped: list[str] = field(default_factory=list)
-    """Identifiers not registered: no key for their prefix in the keyring."""
+    """Identifiers not registered: no key for their prefix in the keyring (or, for a
+    revocation, no record of the grant it revokes)."""
+    unreadable: list[str] = field(default_factory=list)
+    """Log statements (report, attestation, grant, revocation ids) whose document does
+    not say what they link to; not registered."""
     by_type: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class _Spec:
-    id: str
-    type: str
-    owner: str
-    keys: list[RecordKey] = field(default_factory=list)
-    hash: HashRef | None = None
-    links: list[Link] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _suffixed(prefix: str, tag: str, base: str, tail: str = "") -> str:
-    """``<prefix>/<tag>.<base><tail>``, with ``base`` hashed if the suffix would exceed
-    the grammar's 128 characters."""
-    suffix = f"{tag}.{base}{tail}"
-    if len(suffix) > 128:
-        suffix = f"{tag}.h{hashlib.sha256(base.encode()).hexdigest()[:32]}{tail}"
-    return f"{prefix}/{suffix}"
 
 
 def tree_head_id(log_id: str, size: int) -> str:
@@ -113,12 +109,6 @@ def anchor_id(log_id: str, size: int) -> str:
     """The identifier of a ledger anchor (one per anchored tree size)."""
     prefix, _, suffix = log_id.partition("/")
     return _suffixed(prefix, "anchor", suffix, f".{size}")
-
-
-def range_id(log_id: str, device_id: str, start: int, end: int) -> str:
-    """The identifier of a device's readings with leaf index in ``[start, end)``."""
-    return _suffixed(log_id.partition("/")[0], "rr", device_id.partition("/")[2],
-                     f".{start}-{end}")
 
 
 def _key_for(keyring: Mapping[str, PrivateKey], ident: str) -> PrivateKey | None:
@@ -239,6 +229,33 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
         for start in range(0, len(out), batch_size):
             sink.submit(out[start:start + batch_size])
 
+    def revoke(revocations: Sequence[Revocation]) -> None:
+        """Make each revoked grant's record final: deactivated, the revocation in its
+        data and reason (already deactivated: unchanged; never registered: skipped)."""
+        current = sink.current_records([r.grant for r in revocations]) if revocations else {}
+        out: list[SignedRecord] = []
+        for rev in revocations:
+            key, have = _key_for(keyring, rev.grant), current.get(rev.grant)
+            if key is None or have is None:
+                report.skipped.append(rev.grant)
+                continue
+            if have.record.status == "deactivated":
+                report.unchanged += 1
+                continue
+            data = {**have.record.data, "state": "revoked", "revocation": rev.record_id,
+                    "revocation_leaf_index": rev.leaf_index,
+                    "revocation_leaf_hash": rev.leaf_hash}
+            if rev.revoked_at is not None:
+                data["revoked_at"] = rev.revoked_at
+            why = f"revoked by the owner at {rev.revoked_at or 'an unstated time'}"
+            reason = f"{why}: {rev.reason}" if rev.reason else why
+            out.append(next_version(have, key, data=data, status="deactivated",
+                                    reason=reason[:500], now=now))
+            report.deactivated += 1
+            current[rev.grant] = out[-1]
+        for start in range(0, len(out), batch_size):
+            sink.submit(out[start:start + batch_size])
+
     with ledger.reader.connect() as conn:
         if registry:
             submit(_registry_specs(conn, tables, log_suite))
@@ -306,6 +323,11 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
             submit(ranges)
             submit(_inventory_specs(conn, tables, log_id, log_suite, start, end, boundaries,
                                     enterprise_of_gateway))
+            said = window_statements(conn, tables, log_id=log_id, suite=log_suite,
+                                     start=start, end=end, windows=_windows(boundaries))
+            submit(said.specs)
+            revoke(said.revocations)
+            report.unreadable.extend(said.unreadable)
             row = final[end]
             submit([_Spec(
                 anchor_id(log_id, end), "anchor", log_id,
@@ -335,9 +357,6 @@ def sync_ledger(ledger: Any, sink: RecordSink, keyring: Mapping[str, PrivateKey]
     return report
 
 
-_MAX_LINKS = 50_000  # a record's link limit (models.Record)
-
-
 def _ranges_of(leaves: Sequence[Mapping[str, Any]], windows: Sequence[tuple[int, int]]
                ) -> list[tuple[int, int]]:
     """The windows holding at least one leaf of the progressions ``leaves``
@@ -355,12 +374,17 @@ def _ranges_of(leaves: Sequence[Mapping[str, Any]], windows: Sequence[tuple[int,
     return found
 
 
+def _windows(boundaries: Sequence[int]) -> list[tuple[int, int]]:
+    """The log's windows ``[a, b)`` between consecutive boundaries (from leaf 0)."""
+    return list(zip([0, *boundaries], boundaries, strict=False))
+
+
 def _inventory_specs(conn: Any, tables: Any, log_id: str, suite: SuiteName, start: int,
                      end: int, boundaries: Sequence[int], enterprise_of_gateway: Mapping[str, str]
                      ) -> list[_Spec]:
     """Records of the inventories logged at leaves ``[start, end)``."""
     inv = tables.inventories
-    windows = list(zip([0, *boundaries], boundaries, strict=False))
+    spans = _windows(boundaries)
     specs = []
     for row in conn.execute(select(inv).where(inv.c.leaf_index >= start, inv.c.leaf_index < end)
                             .order_by(inv.c.leaf_index)).mappings():
@@ -371,7 +395,7 @@ def _inventory_specs(conn: Any, tables: Any, log_id: str, suite: SuiteName, star
             device = str(line["readings"]["device"])
             devices.append(device)
             targets.extend(range_id(log_id, device, a, b)
-                           for a, b in _ranges_of(line["readings"]["leaves"], windows))
+                           for a, b in _ranges_of(line["readings"]["leaves"], spans))
         if len(targets) > _MAX_LINKS:  # too many windows: link the meters instead
             targets = devices
         specs.append(_Spec(
