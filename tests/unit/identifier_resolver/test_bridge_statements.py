@@ -13,6 +13,7 @@ The module's tests run in order: the last two revoke the grant and log a damaged
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +22,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from carbon_protocol.envelope import RecipientPrivateKey
 from carbon_protocol.suites import PrivateKey
 from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
+from identifier_resolver._cli import app as cli
 from identifier_resolver.bridge import BridgeReport, attestation_id, range_id, sync_ledger
 from identifier_resolver.custody import reading_count
 from identifier_resolver.errors import DeactivatedError
@@ -221,6 +224,16 @@ def test_custody_walks_cross_reports_attestations_and_grants(
                      "grant": world.grant_id}
     assert {e.rel for e in up.edges} >= {"computed_from", "summarises", "attests",
                                          "grants_access_to"}
+    # The same walk on the command line, against the node's database.
+    s = root.settings
+    env = {"RESOLVER_DATA_DIR": str(s.data_dir), "RESOLVER_ROOT": "true",
+           "RESOLVER_TRUST_ROOT_KEY": str(s.trust_root_key),
+           "RESOLVER_LOG_PREFIX": str(s.log_prefix), "RESOLVER_LOG_SUITE": s.log_suite,
+           "RESOLVER_NODE_ID": s.node_id}
+    out = CliRunner().invoke(cli, ["custody", meter_range, "--direction", "up", "--depth", "3",
+                                   "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    assert {n["id"] for n in json.loads(out.stdout)["nodes"]} >= set(found.values())
     # Down from the report, and from the enterprise, to the readings.
     down = _walk(root, world.report_id, "down", 2)
     assert {n.type for n in down.nodes} == {"report", "inventory", "reading_range"}
