@@ -14,7 +14,9 @@ asking the ledger again (:class:`carbon_protocol.evidence.EvidenceBundle`,
   other inventories those reports name (a quarter's report beside its January);
 * the enterprise's log records appended since the period began (attestations,
   verification findings, financing codes, grants...): records about a period are made
-  during or after it;
+  during or after it; and, however old, the records step 17 checks them against (a
+  read's grant, request and listing, a grant's revocation, a verifier key and its
+  revocation);
 * the tree heads: every final anchor from the first one covering a leaf of the bundle
   up to the latest, with the consistency proof between each two consecutive ones.
 
@@ -47,6 +49,7 @@ from carbon_protocol.evidence import (
     ReportItem,
 )
 from carbon_protocol.inventory import Period, SignedInventory, leaf_set_proof_nodes
+from carbon_protocol.market_records import MARKET_FORMATS, id_token
 from carbon_protocol.models import AnchorRef, PublicKeyInfo, SignedReading
 from carbon_rules.errors import RulesError
 from carbon_rules.inventory import period_from_label
@@ -172,6 +175,45 @@ def _verifier_keys(ledger: Ledger, rows: Sequence[Mapping[Any, Any]],
             log_records.c.leaf_index < size)).order_by(log_records.c.leaf_index)).mappings())
 
 
+def _records_by_id(ledger: Ledger, ids: Iterable[str], kinds: Sequence[str],
+                   size: int) -> list[Mapping[Any, Any]]:
+    with ledger.reader.connect() as conn:
+        return list(conn.execute(select(log_records).where(and_(
+            log_records.c.id.in_(sorted(ids)), log_records.c.kind.in_(kinds),
+            log_records.c.leaf_index < size))).mappings())
+
+
+def _referenced(ledger: Ledger, rows: Sequence[Mapping[Any, Any]],
+                size: int) -> list[Mapping[Any, Any]]:
+    """The records that the records in ``rows`` rest on, logged before the period: a
+    market record's grant, request and listing, every grant's revocation, a verifier
+    key's revocation. Step 17 checks a read against its grant and that grant's
+    revocation, a grant against its request and listing, an attestation against its
+    key's revocation; a listing made last month must come with this month's read."""
+    have = {str(row["id"]) for row in rows}
+    out: list[Mapping[Any, Any]] = []
+    todo = list(rows)
+    while todo:
+        wanted: set[str] = set()
+        for row in todo:
+            doc = json.loads(bytes(row["leaf_data"]))
+            if not isinstance(doc, dict):
+                continue
+            if row["kind"] in MARKET_FORMATS:
+                wanted |= {str(doc[k]) for k in ("dataset", "request", "grant")
+                           if isinstance(doc.get(k), str)}
+                if row["kind"] == "data_grant":
+                    wanted.add(f"{str(row['id']).split('/', 1)[0]}/drev."
+                               f"{id_token(str(row['id']))}")
+            elif row["kind"] == "verifier_key":
+                wanted.add(f"{row['id']}/revoked")
+        todo = _records_by_id(ledger, wanted - have, (*MARKET_FORMATS, "verifier_key_revocation"),
+                              size) if wanted - have else []
+        have |= {str(row["id"]) for row in todo}
+        out += todo
+    return out
+
+
 def _path(ledger: Ledger, index: int, size: int) -> list[str]:
     return [p.hex() for p in ledger.inclusion_proof(index, size)]
 
@@ -225,6 +267,8 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
         inclusion_proof=_path(ledger, int(row["leaf_index"]), size))
         for row, s in zip(inv_rows, signed, strict=True)]
     record_rows += _verifier_keys(ledger, record_rows, size)
+    record_rows = sorted([*record_rows, *_referenced(ledger, record_rows, size)],
+                         key=lambda r: int(r["leaf_index"]))
     record_items = [RecordItem(
         record_id=row["id"], kind=row["kind"], leaf_index=int(row["leaf_index"]),
         document=json.loads(bytes(row["leaf_data"])),

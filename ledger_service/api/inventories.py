@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from fastapi import APIRouter, Query, Response
 
+from carbon_protocol.gateway_keys import GatewayKeyRevocation, revocation_record_id
 from carbon_protocol.inventory import InventoryProof, SignedInventory
 from carbon_rules.inventory_rules import methodology_to_json
 
@@ -76,13 +77,10 @@ def revoke_gateway_key(gateway_id: str, key_id: str, body: KeyRevoke, ledger: Le
     with ledger.reader.connect() as conn:
         enterprise = owners_of(ledger, conn, "gateway", [gateway_id])[gateway_id]
     assert enterprise is not None
-    stamp = "".join(c for c in revoked.revoked_at if c.isdigit())
-    append_record(ledger, kind="gateway_key_revoked",
-                  record_id=f"{gateway_id.split('/')[0]}/keyrev.{key_id}.{stamp}",
-                  enterprise_id=enterprise, document={
-                      "format": "carbon-ledger/gateway-key-revocation/v1",
-                      "gateway": gateway_id, "key_id": key_id,
-                      "revoked_at": revoked.revoked_at, "reason": body.reason})
+    record = GatewayKeyRevocation(gateway=gateway_id, key_id=key_id,
+                                  revoked_at=revoked.revoked_at, reason=body.reason)
+    append_record(ledger, kind="gateway_key_revoked", record_id=revocation_record_id(record),
+                  enterprise_id=enterprise, document=record.model_dump(mode="json"))
     return revoked
 
 

@@ -40,6 +40,7 @@ from .._internal.db import devices, gateways, inventories, readings, sites
 from ..errors import ConflictError
 from ..log_records import LoggedRecord, append_record, get_record, list_records
 from ..registry import get_enterprise
+from ..verification.workflow import attested_inventories
 from ._numbers import wire_decimal
 from .config import FinanceFile, load_finance_config, output_unit_of, parse_period
 from .errors import (
@@ -51,7 +52,7 @@ from .errors import (
 )
 from .facts import gather_integrity_facts, period_months
 from .grading import GradeResult, green_grade
-from .inputs import attested_months, attested_periods, covered, current_bills, current_output
+from .inputs import covered, current_bills, current_output, verified_months
 from .integrity import IntegrityFacts, IntegrityResult, evaluate_integrity
 from .issuing import issue_financing_code
 
@@ -97,8 +98,8 @@ class Eligibility(BaseModel):
     """The output declaration in force (a ``production_output`` record)."""
     bills: list[LoggedRecord]
     attested: list[Period]
-    """Periods of the enterprise's inventories a verifier attested (``attestation``
-    records with verdict ``attest``); a month is verified when they cover it entirely."""
+    """Periods of the graded inventories that stand attested (an ``attest`` verdict and
+    no ``reject``); a month is verified when every graded inventory in it is."""
     financing_code: SignedFinancingCode
     qr_payload: str
     code_record: LoggedRecord
@@ -231,8 +232,10 @@ def eligibility(ledger: Ledger, enterprise: str, label: str, *,
         get_enterprise(conn, enterprise)  # NotFoundError for an unknown one
     grade, output, used, emissions = _grade(ledger, cfg, enterprise, span, label)
     months = period_months(span, cfg.zone)
-    attested = attested_periods(ledger, enterprise)
-    verified = attested_months(attested, months, cfg.timezone)
+    attested_ids = attested_inventories(ledger, enterprise)
+    verified = verified_months([(i.id, i.period) for i in used], attested_ids, months,
+                               cfg.timezone)
+    attested = [i.period for i in used if i.id in attested_ids]
     bills = current_bills(ledger, enterprise, label)
     facts, series = gather_integrity_facts(ledger, enterprise, span, signature_failures=0,
                                            bills=[b for _, b in bills],

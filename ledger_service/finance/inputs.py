@@ -12,20 +12,26 @@ supersedes (``null`` for the first), so declaring what is already in force appen
 nothing (a retried request is idempotent), while going back to an earlier value is a
 new record after the one it replaces.
 
-Attestations are read here too: the verification workflow writes them as records of
-kind ``attestation``; a month counts as verified when attested inventory periods cover
-it entirely.
+A month counts as verified (:func:`verified_months`) when every inventory graded for it
+stands attested by the verification workflow
+(:func:`ledger_service.verification.workflow.attested_inventories`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from carbon_protocol.canonical import canonical_json
+from carbon_protocol.finance_records import (
+    BILL_FORMAT,
+    OUTPUT_FORMAT,
+    ProductionOutput,
+    SupplierBill,
+)
 from carbon_protocol.identifiers import IdentifierStr
 from carbon_protocol.inventory import Period
 from carbon_protocol.models import parse_utc
@@ -41,15 +47,12 @@ from .facts import Bill
 if TYPE_CHECKING:
     from ..ledger import Ledger
 
-__all__ = ["OUTPUT_KIND", "BILL_KIND", "ATTESTATION_KIND", "OutputDeclaration", "BillDeclaration",
+__all__ = ["OUTPUT_KIND", "BILL_KIND", "OutputDeclaration", "BillDeclaration",
            "Declared", "declare_output", "current_output", "declare_bill", "current_bills",
-           "attested_months", "attested_periods", "covered"]
+           "covered", "verified_months"]
 
 OUTPUT_KIND: Final = "production_output"
 BILL_KIND: Final = "supplier_bill"
-ATTESTATION_KIND: Final = "attestation"
-_OUTPUT_FORMAT: Final = "carbon-ledger/production-output/v1"
-_BILL_FORMAT: Final = "carbon-ledger/supplier-bill/v1"
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=40)]
 
@@ -99,10 +102,13 @@ def _latest(ledger: Ledger, kind: str, enterprise: str, **match: str) -> LoggedR
 
 
 def _declare(ledger: Ledger, kind: str, tag: str, enterprise: str, body: dict[str, Any],
-             current: LoggedRecord | None) -> Declared:
+             current: LoggedRecord | None,
+             model: type[ProductionOutput] | type[SupplierBill]) -> Declared:
     if current is not None and {k: current.document.get(k) for k in body} == body:
         return Declared(created=False, record=current)
-    document = {**body, "supersedes": None if current is None else current.record_id}
+    document = model.model_validate(
+        {**body, "supersedes": None if current is None else current.record_id}
+    ).model_dump(mode="json")
     hexid = digest(ledger.settings.log_suite, canonical_json(document))[:8].hex()
     created, record = append_record(ledger, kind=kind, enterprise_id=enterprise,
                                     record_id=f"{ledger.settings.prefix}/{tag}.{hexid}",
@@ -114,11 +120,11 @@ def declare_output(ledger: Ledger, enterprise: str, period: str, zone: str,
                    declaration: OutputDeclaration) -> Declared:
     """Log the output of ``enterprise`` in ``period`` unless it is already the one in force."""
     parse_period(period, zone)
-    body = {"format": _OUTPUT_FORMAT, "enterprise": enterprise, "period": period,
+    body = {"format": OUTPUT_FORMAT, "enterprise": enterprise, "period": period,
             "value": wire_decimal(declaration.value), "unit": declaration.unit,
             "note": declaration.note}
     return _declare(ledger, OUTPUT_KIND, "out", enterprise, body,
-                    _latest(ledger, OUTPUT_KIND, enterprise, period=period))
+                    _latest(ledger, OUTPUT_KIND, enterprise, period=period), ProductionOutput)
 
 
 def current_output(ledger: Ledger, enterprise: str, period: str) -> LoggedRecord | None:
@@ -143,12 +149,12 @@ def declare_bill(ledger: Ledger, enterprise: str, zone: str,
     if _device_owner(ledger, declaration.device) != enterprise:
         raise InvalidInputError(f"bill for {declaration.device}: not a device of {enterprise}",
                                 device=declaration.device)
-    body = {"format": _BILL_FORMAT, "enterprise": enterprise, "period": declaration.period,
+    body = {"format": BILL_FORMAT, "enterprise": enterprise, "period": declaration.period,
             "device": declaration.device, "billed": wire_decimal(declaration.billed),
             "unit": declaration.unit, "reference": declaration.reference}
     return _declare(ledger, BILL_KIND, "bill", enterprise, body,
                     _latest(ledger, BILL_KIND, enterprise, period=declaration.period,
-                            device=declaration.device))
+                            device=declaration.device), SupplierBill)
 
 
 def current_bills(ledger: Ledger, enterprise: str, period: str
@@ -160,25 +166,6 @@ def current_bills(ledger: Ledger, enterprise: str, period: str
             last[str(r.document["device"])] = r
     return [(r, Bill(device=d, billed=Decimal(r.document["billed"]), unit=r.document["unit"]))
             for d, r in sorted(last.items())]
-
-
-def attested_periods(ledger: Ledger, enterprise: str) -> list[Period]:
-    """The periods of the enterprise's inventories that a verifier attested (records of
-    kind ``attestation`` with verdict ``attest``), each once, by start.
-
-    The verification workflow (:mod:`ledger_service.verification`) writes these
-    records; this reads them directly so finance does not depend on its internals."""
-    seen: dict[tuple[str, str], Period] = {}
-    for r in list_records(ledger, enterprise_id=enterprise, kinds=(ATTESTATION_KIND,)):
-        att = r.document.get("attestation")
-        if not isinstance(att, dict) or att.get("verdict") != "attest":
-            continue
-        try:
-            period = Period.model_validate(att.get("period"))
-        except ValidationError:
-            continue  # not a period this reader understands: the month stays unverified
-        seen.setdefault((period.start, period.end), period)
-    return sorted(seen.values(), key=lambda p: (p.start, p.end))
 
 
 def covered(span: Period, periods: Iterable[Period]) -> bool:
@@ -193,8 +180,22 @@ def covered(span: Period, periods: Iterable[Period]) -> bool:
     return start >= end
 
 
-def attested_months(periods: Iterable[Period], months: Iterable[str], zone: str) -> list[str]:
-    """The ``months`` (``YYYY-MM`` in ``zone``) that the attested ``periods`` together
-    cover entirely."""
-    spans = list(periods)
-    return [m for m in months if covered(parse_period(m, zone), spans)]
+def verified_months(graded: Iterable[tuple[str, Period]], attested: Mapping[str, Period],
+                    months: Iterable[str], zone: str) -> list[str]:
+    """The ``months`` (``YYYY-MM`` in ``zone``) that count as verified: the ``graded``
+    inventories (id, period) overlapping the month cover it, and every one of them is
+    ``attested`` (:func:`ledger_service.verification.workflow.attested_inventories`).
+
+    One gateway's attested inventory does not vouch for another gateway's figures in
+    the same month: the month's emissions are their sum, so all must be attested."""
+    spans = list(graded)
+    out = []
+    for month in months:
+        span = parse_period(month, zone)
+        start, end = parse_utc(span.start), parse_utc(span.end)
+        inside = [(i, p) for i, p in spans
+                  if parse_utc(p.start) < end and parse_utc(p.end) > start]
+        if inside and all(i in attested for i, _ in inside) and covered(
+                span, [p for _, p in inside]):
+            out.append(month)
+    return out

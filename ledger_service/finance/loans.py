@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from carbon_protocol.finance_records import LoanProject
 from carbon_protocol.identifiers import IdentifierStr
 from carbon_protocol.inventory import Period
 
@@ -42,7 +43,6 @@ __all__ = ["LOAN_KIND", "LoanProjectCreate", "LoanTracking", "register_loan", "g
            "track_loan"]
 
 LOAN_KIND: Final = "loan_project"
-_FORMAT: Final = "carbon-ledger/loan-project/v1"
 Quarter = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-Q[1-4]$")]
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=40)]
 
@@ -102,11 +102,11 @@ def register_loan(ledger: Ledger, body: LoanProjectCreate, bank: str
     it and its tracking). The same id registered by another bank is other terms: 409."""
     with ledger.reader.connect() as conn:
         get_enterprise(conn, body.enterprise)
-    document = {"format": _FORMAT, "id": body.id, "enterprise": body.enterprise,
-                "start": body.start, "quarters": body.quarters(),
-                "baseline": wire_decimal(body.baseline),
-                "planned_reductions": [wire_decimal(v) for v in body.planned_reductions],
-                "description": body.description, "bank": bank}
+    document = LoanProject(
+        id=body.id, enterprise=body.enterprise, start=body.start, quarters=body.quarters(),
+        baseline=wire_decimal(body.baseline),
+        planned_reductions=[wire_decimal(v) for v in body.planned_reductions],
+        description=body.description, bank=bank).model_dump(mode="json")
     try:
         return append_record(ledger, kind=LOAN_KIND, record_id=body.id,
                              enterprise_id=body.enterprise, document=document)

@@ -19,6 +19,12 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Row, func, select
 
 from carbon_protocol.data_delivery import MAX_DELIVERY_READINGS, content_hash
+from carbon_protocol.market_records import (
+    DataListing,
+    DataSelection,
+    ListingMetadata,
+    MarketChainRef,
+)
 
 from .._internal.clock import utc_text
 from .._internal.db import devices, readings
@@ -60,10 +66,10 @@ def new_id(ledger: Ledger, kind: str, token: str | None = None) -> str:
     return f"{ledger.settings.prefix}/{kind}.{token or secrets.token_hex(16)}"
 
 
-def chain_ref(ledger: Ledger, tx: MarketTx, address: str) -> dict[str, Any]:
-    """The JSON form of :class:`ChainRef` for a record."""
-    return ChainRef(chain_id=ledger.domain.chain_id, contract=address.lower(),
-                    tx_hash=tx.tx_hash, block_number=tx.block_number).model_dump()
+def chain_ref(ledger: Ledger, tx: MarketTx, address: str) -> MarketChainRef:
+    """The ``chain`` field of a record: the transaction that recorded the step."""
+    return MarketChainRef(chain_id=ledger.domain.chain_id, contract=address.lower(),
+                          tx_hash=tx.tx_hash.lower(), block_number=tx.block_number)
 
 
 @dataclass(frozen=True)
@@ -137,17 +143,18 @@ def list_dataset(ledger: Ledger, body: DatasetCreate) -> DatasetPublic:
     with market_lock(ledger):
         tx = client.list_dataset(dataset_id, digest, body.scene, body.owner)
         _, record = append_record(ledger, kind="data_listing", record_id=dataset_id,
-                                  enterprise_id=body.owner, document={
-            "type": "data_listing", "dataset": dataset_id, "owner": body.owner,
-            "scene": body.scene, "title": body.title, "description": body.description,
-            "selection": {"devices": list(device_ids), "period_from": body.period_from,
-                          "period_to": body.period_to, "tree_size": selection.tree_size},
-            "metadata": {"period_from": body.period_from, "period_to": body.period_to,
-                         "devices": summary, "readings": len(rows),
-                         "first_leaf": int(rows[0].leaf_index),
-                         "last_leaf": int(rows[-1].leaf_index)},
-            "content_hash": digest.hex(), "hash_suite": ledger.settings.log_suite,
-            "listed_at": utc_text(), "chain": chain_ref(ledger, tx, client.address)})
+                                  enterprise_id=body.owner, document=DataListing(
+            dataset=dataset_id, owner=body.owner, scene=body.scene, title=body.title,
+            description=body.description,
+            selection=DataSelection(devices=list(device_ids), period_from=body.period_from,
+                                    period_to=body.period_to, tree_size=selection.tree_size),
+            metadata=ListingMetadata.model_validate({
+                "period_from": body.period_from, "period_to": body.period_to,
+                "devices": summary, "readings": len(rows),
+                "first_leaf": int(rows[0].leaf_index), "last_leaf": int(rows[-1].leaf_index)}),
+            content_hash=digest.hex(), hash_suite=ledger.settings.log_suite,
+            listed_at=utc_text(), chain=chain_ref(ledger, tx, client.address),
+        ).model_dump(mode="json"))
     return _public(record)
 
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from carbon_protocol.envelope import RecipientPublicKey
 from carbon_protocol.errors import KeyFormatError
+from carbon_protocol.market_records import (
+    DataGrant,
+    DataRequest,
+    DataRevocation,
+    RecipientKeyRef,
+)
 from carbon_protocol.models import parse_utc
 
 from .._internal.clock import utc_now, utc_text
@@ -71,11 +77,11 @@ def request(ledger: Ledger, dataset_id: str, body: DataRequestCreate) -> DataReq
         raise InvalidInputError(f"recipient_key: {exc}") from exc
     request_id = new_id(ledger, "dreq")
     _, record = append_record(ledger, kind="data_request", record_id=request_id,
-                              enterprise_id=listing.enterprise_id, document={
-        "type": "data_request", "request": request_id, "dataset": dataset_id,
-        "owner": listing.enterprise_id, "buyer": body.buyer, "purpose": body.purpose,
-        "recipient_key": {"suite": key.suite, "public_key": key.hex(), "key_id": key.key_id},
-        "requested_at": utc_text()})
+                              enterprise_id=listing.enterprise_id, document=DataRequest(
+        request=request_id, dataset=dataset_id, owner=listing.enterprise_id, buyer=body.buyer,
+        purpose=body.purpose,
+        recipient_key=RecipientKeyRef(suite=key.suite, public_key=key.hex(), key_id=key.key_id),
+        requested_at=utc_text()).model_dump(mode="json"))
     return _request_public(ledger, record)
 
 
@@ -129,13 +135,14 @@ def grant(ledger: Ledger, request_id: str, body: GrantCreate) -> GrantPublic:
                                           grant_id=grant_id) from exc
             tx = found
         _, record = append_record(ledger, kind="data_grant", record_id=grant_id,
-                                  enterprise_id=req.enterprise_id, document={
-            "type": "data_grant", "grant": grant_id, "request": request_id,
-            "dataset": doc["dataset"], "owner": doc["owner"], "buyer": doc["buyer"],
-            "purpose": purpose, "purpose_hash": chain_key(purpose).hex(), "kind": body.kind,
-            "price": str(body.price), "currency": body.currency,
-            "expires_at": body.expires_at, "recipient_key": doc["recipient_key"],
-            "granted_at": utc_text(), "chain": chain_ref(ledger, tx, client.address)})
+                                  enterprise_id=req.enterprise_id, document=DataGrant(
+            grant=grant_id, request=request_id, dataset=doc["dataset"], owner=doc["owner"],
+            buyer=doc["buyer"], purpose=purpose, purpose_hash=chain_key(purpose).hex(),
+            kind=body.kind, price=str(body.price), currency=body.currency,
+            expires_at=body.expires_at,
+            recipient_key=RecipientKeyRef.model_validate(doc["recipient_key"]),
+            granted_at=utc_text(), chain=chain_ref(ledger, tx, client.address),
+        ).model_dump(mode="json"))
     return _grant_public(ledger, record)
 
 
@@ -198,11 +205,11 @@ def revoke(ledger: Ledger, grant_id: str, body: RevokeCreate) -> GrantPublic:
             tx = found  # revoked on chain by an attempt that died before logging it
         doc = record.document
         append_record(ledger, kind="data_revocation", record_id=revocation_id,
-                      enterprise_id=record.enterprise_id, document={
-            "type": "data_revocation", "revocation": revocation_id, "grant": grant_id,
-            "dataset": doc["dataset"], "owner": doc["owner"], "buyer": doc["buyer"],
-            "reason": body.reason, "revoked_at": utc_text(),
-            "chain": chain_ref(ledger, tx, client.address)})
+                      enterprise_id=record.enterprise_id, document=DataRevocation(
+            revocation=revocation_id, grant=grant_id, dataset=doc["dataset"],
+            owner=doc["owner"], buyer=doc["buyer"], reason=body.reason,
+            revoked_at=utc_text(), chain=chain_ref(ledger, tx, client.address),
+        ).model_dump(mode="json"))
     return _grant_public(ledger, record)
 
 

@@ -75,6 +75,7 @@ __all__ = [
     "VerificationOpen",
     "VerificationStatus",
     "add_findings",
+    "attested_inventories",
     "attested_periods",
     "expected_spec",
     "list_verifications",
@@ -276,15 +277,29 @@ def list_verifications(ledger: Ledger, enterprise_id: str) -> list[VerificationS
             for r in list_records(ledger, enterprise_id=enterprise_id, kinds=(OPENED,))]
 
 
-def attested_periods(ledger: Ledger, enterprise_id: str) -> list[Period]:
-    """The periods of ``enterprise_id``'s inventories that a verifier attested (verdict
-    ``attest``), each once, by start: what finance treats as verified months."""
-    seen: dict[tuple[str, str, str], Period] = {}
+def attested_inventories(ledger: Ledger, enterprise_id: str) -> dict[str, Period]:
+    """``enterprise_id``'s inventories that stand verified, with their periods: those
+    with an ``attest`` verdict and no ``reject`` verdict from any verification (a
+    rejection is not outvoted by another verifier's attestation of the same bytes).
+
+    Finance counts a month as verified only when every inventory whose emissions it
+    grades for that month is here (``ledger_service.finance.inputs.verified_months``)."""
+    attested: dict[str, Period] = {}
+    rejected: set[str] = set()
     for rec in list_records(ledger, enterprise_id=enterprise_id, kinds=(ATTESTATION,)):
         att = rec.document["attestation"]
         if att["verdict"] == "attest":
-            period = Period.model_validate(att["period"])
-            seen.setdefault((period.start, period.end, period.label), period)
+            attested.setdefault(att["inventory_id"], Period.model_validate(att["period"]))
+        else:
+            rejected.add(att["inventory_id"])
+    return {i: p for i, p in attested.items() if i not in rejected}
+
+
+def attested_periods(ledger: Ledger, enterprise_id: str) -> list[Period]:
+    """The periods of :func:`attested_inventories`, each once, by start."""
+    seen: dict[tuple[str, str, str], Period] = {}
+    for period in attested_inventories(ledger, enterprise_id).values():
+        seen.setdefault((period.start, period.end, period.label), period)
     return sorted(seen.values(), key=lambda p: (p.start, p.end, p.label))
 
 

@@ -48,7 +48,7 @@ def test_demo_parties_verify_grade_trade_and_prove(demo: tuple[Path, DemoSummary
     assert p.delivered == 96 and p.after_revocation == "410 grant_inactive"
     assert p.accesses == 5  # listing, request, grant, the one read, revocation
     assert p.evidence_path is not None and p.evidence_path.exists()
-    assert p.evidence_steps >= 15
+    assert p.evidence_steps == 17  # with the chain step: every step passes, none unchecked
     assert p.evidence_tamper_step == "7. reading signatures"
     cli = [sys.executable, "-m", "ledger_service._cli", "verify", str(p.evidence_path)]
     checked = subprocess.run(cli, capture_output=True, text=True)

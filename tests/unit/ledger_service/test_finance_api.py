@@ -47,6 +47,7 @@ from ledger_service._cli import app as cli
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.finance.config import load_finance_config
+from ledger_service.finance.eligibility import enterprise_inventories
 from ledger_service.finance.issuing import rule_config_hash
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record, get_record, record_proof
@@ -141,11 +142,14 @@ def _scan(png: bytes) -> str:
 
 
 def _attest(world: World, enterprise: str, label: str) -> None:
-    """An ``attest`` verdict on a period, as the verification workflow records it."""
+    """An ``attest`` verdict on each of the period's inventories, as the verification
+    workflow records it (the fields finance reads)."""
     period = period_from_label(label)
-    append_record(world.ledger, kind="attestation", record_id=f"{P}/att.{secrets.token_hex(8)}",
-                  enterprise_id=enterprise,
-                  document={"attestation": {"verdict": "attest", "period": period.model_dump()}})
+    for used in enterprise_inventories(world.ledger, enterprise, period):
+        append_record(world.ledger, kind="attestation",
+                      record_id=f"{P}/att.{secrets.token_hex(8)}", enterprise_id=enterprise,
+                      document={"attestation": {"inventory_id": used.id, "verdict": "attest",
+                                                "period": used.period.model_dump()}})
 
 
 def test_eligibility_grades_signs_logs_and_its_qr_verifies_offline(world: World) -> None:
