@@ -215,8 +215,8 @@ def buyer(envelope_file: str, key_file: str, suite: str, content_hash: str) -> N
     open_s = time.perf_counter() - t0
     check(report.content_hash == content_hash, "content hash differs from the listing")
     print(json.dumps({"open_s": open_s, "readings": report.readings,  # noqa: T201
-                      "format": opened.format, "open_before": before,
-                      "open_peak": peak_rss_mb() - before}))
+                      "format": opened.format, "proof_hashes": len(opened.proof),
+                      "open_before": before, "open_peak": peak_rss_mb() - before}))
 
 
 def worker(suite: str, meters: int) -> None:
@@ -253,7 +253,8 @@ def main(suite: str, meters: int) -> None:
     raw = json.loads(done.stdout.strip().splitlines()[-1])
     log(f"[{suite}] set up in {raw['setup_s']:.0f} s")
     for r in raw["results"]:
-        ctx = {"readings": r["readings"], "meters": r["meters"], "format": r["format"]}
+        ctx = {"readings": r["readings"], "meters": r["meters"], "format": r["format"],
+               "proof_hashes": r["proof_hashes"]}
         emit("market_delivery_build_seconds", suite, r["build_s"], "s", **ctx)
         emit("market_delivery_response_bytes", suite, r["response_bytes"], "B", **ctx)
         emit("market_delivery_open_seconds", suite, r["open_s"], "s", **ctx)

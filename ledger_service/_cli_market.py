@@ -3,8 +3,9 @@
 ``keygen`` makes an encryption key pair (SM2 for ``sm``, X25519 for ``intl``): the
 public key goes into a data request, the private key file (hex, 0600) stays with the
 buyer. ``open-delivery`` decrypts what ``GET /v1/market/grants/{id}/delivery``
-returned and verifies every reading's signature and proofs and the content hash,
-exiting 1 naming what failed; it needs no ledger and no network.
+returned (``carbon-ledger/data-delivery/v2``) and verifies every reading's signature,
+the leaf-set proof of all of them and the content hash, exiting 1 naming the step that
+failed; it needs no ledger and no network.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def open_delivery_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out",
                                              help="write the verified delivery here")] = None,
 ) -> None:
-    """Decrypt a delivery and verify every signature, proof and the content hash."""
+    """Decrypt a delivery and verify every signature, the leaf-set proof and the content
+    hash."""
     from carbon_protocol.envelope import RecipientPrivateKey, parse_envelope
     from carbon_protocol.errors import ProtocolError
 
@@ -75,6 +77,7 @@ def open_delivery_cmd(
     if out is not None:
         out.write_text(delivery.model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.print(f"[green]ok[/] grant {delivery.grant}, dataset {delivery.dataset}: "
-                  f"{report.readings} readings, every signature and inclusion proof verified "
-                  f"against tree size {delivery.signed_tree_head.tree_head.tree_size} anchored "
-                  f"in block {delivery.anchor.block_number}; content hash {report.content_hash}")
+                  f"{report.readings} readings inside the listed selection, every signature "
+                  f"verified, one leaf-set proof ({report.proof_hashes} hashes) leads to tree "
+                  f"size {delivery.signed_tree_head.tree_head.tree_size} anchored in block "
+                  f"{delivery.anchor.block_number}; content hash {report.content_hash}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from carbon_protocol import merkle
@@ -34,6 +35,7 @@ from carbon_protocol.signing import leaf_bytes, sign_reading
 from carbon_protocol.suites import PrivateKey, hash_fn
 from ledger_service import registry
 from ledger_service._cli import app as cli
+from ledger_service._internal.db import readings
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
 from ledger_service.ledger import Ledger
@@ -215,6 +217,8 @@ def test_request_grant_deliver_open_and_audit(world: World) -> None:
     assert access["record_id"] == delivery["access_record_id"]
     plaintext = open_(envelope, world.keys["intl"])
     assert access["document"]["plaintext_hash"] == hash_fn("sm")(plaintext).hex()
+    # The ledger splices the stored leaf bytes in: the result is still RFC 8785.
+    assert canonical_json(opened.model_dump(mode="json")) == plaintext
     assert access["document"]["buyer"] == BUYER
     assert world.as_(Role.REGULATOR).get(
         f"/v1/market/datasets/{_dataset(world)}/accesses").json() == events
@@ -331,6 +335,23 @@ def test_a_changed_reading_or_foreign_key_fails_the_reading_checks(world: World)
         verify_delivery(_edited(opened, device_keys=[
             k.model_dump(mode="json") for k in opened.device_keys
             if k.device != first.reading.device]))
+
+
+def test_a_reading_changed_in_storage_is_refused_not_delivered(world: World) -> None:
+    rid = sorted(world.in_period)[0]
+    where = readings.c.id == rid
+    with world.ledger.engine.begin() as conn:
+        data = bytes(conn.execute(select(readings.c.leaf_data).where(where)).scalar_one())
+        conn.execute(update(readings).where(where).values(
+            leaf_data=data.replace(b'"value":"', b'"value":"9', 1)))
+    try:
+        r = world.as_(Role.BUYER, BUYER).get(
+            f"/v1/market/grants/{world.state['grant']}/delivery")
+        assert r.status_code == 422 and r.json()["code"] == "invalid_dataset"
+        assert "no longer matches its leaf hash" in r.json()["message"]
+    finally:
+        with world.ledger.engine.begin() as conn:
+            conn.execute(update(readings).where(where).values(leaf_data=data))
 
 
 def test_a_double_grant_is_409_and_changes_nothing(world: World) -> None:
