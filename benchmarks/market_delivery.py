@@ -8,11 +8,15 @@ needs. Each suite runs in a fresh subprocess
 (``python -m benchmarks.market_delivery SUITE METERS``) so its RSS is its own.
 
 Set-up (not timed): a ledger opened with rules (the in-process EVM with ``DataMarket``
-beside ``CarbonAnchor``), ``METERS`` meters with keys of ``SUITE``, January 2026 of
-15-minute readings from each (2,976 per meter) ingested time-major in batches of 1,000
-as a gateway sends them, every leaf anchored. Two datasets are listed: one meter's
-month and every meter's month (17 meters: 50,592 readings); for each, a buyer of the
-same suite requests it and the owner grants it. Then, per dataset:
+beside ``CarbonAnchor``), ``METERS`` meters of the owner and ``NEIGHBOURS`` more with
+keys of ``SUITE``, January 2026 of 15-minute readings from each (2,976 per meter)
+ingested time-major in batches of 1,000, owner and neighbour meters alternating, every
+leaf anchored. With as many neighbours as meters (the default) the owner's readings
+are every other leaf of the log: the leaf-set proof's worst realistic case, one hash
+per gap; with none they are one contiguous run and need no proof hash at all. Two
+datasets are listed: one meter's month and every owner meter's month (17 meters:
+50,592 readings); for each, a buyer of the same suite requests it and the owner grants
+it. Then, per dataset:
 
 * ``market_delivery_build_seconds``: :func:`ledger_service.market.delivery.deliver`
   (the grant checked in the log and on chain, readings and proofs fetched, the
@@ -28,9 +32,10 @@ same suite requests it and the owner grants it. Then, per dataset:
 * ``market_delivery_open_peak_mib``: the buyer process's peak RSS minus its RSS once
   its modules were imported: what opening one delivery costs in memory.
 
-Run: ``python -m benchmarks.market_delivery [SUITE] [METERS]`` (default ``intl 17``) or
-``python -m benchmarks.run --only market_delivery`` (``--quick``: 3 meters). Results and
-the format change they led to are in ``benchmarks/README.md``.
+Run: ``python -m benchmarks.market_delivery [SUITE] [METERS] [NEIGHBOURS]`` (default
+``intl 17 17``) or ``python -m benchmarks.run --only market_delivery`` (17 and 17;
+``--quick``: 3 and 3). Results, and the format change they led to, are in
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -120,7 +125,10 @@ def _reading(dev: BenchDevice, seq: int, domain: Any) -> Any:
     return sign_reading(reading, dev.key)
 
 
-def _setup(data_dir: Path, suite: str, meters: int) -> tuple[Any, list[BenchDevice]]:
+def _setup(data_dir: Path, suite: str, meters: int,
+           neighbours: int) -> tuple[Any, list[BenchDevice]]:
+    """A ledger holding January from ``meters`` meters (returned) and ``neighbours``
+    more, their readings interleaved in the log: owner 0, neighbour 0, owner 1, ..."""
     from ledger_service import registry
     from ledger_service.ledger import Ledger
     from ledger_service.models import EnterpriseCreate, SiteCreate
@@ -131,18 +139,22 @@ def _setup(data_dir: Path, suite: str, meters: int) -> tuple[Any, list[BenchDevi
     led.call(registry.create_enterprise, EnterpriseCreate(id=BUYER, name="Bench Buyer"))
     led.call(registry.create_site, SiteCreate(id=SITE, enterprise_id=ENTERPRISE,
                                               name="Plant", region="Liaoning"))
-    devs = register_devices(led, suite, meters)
+    every = register_devices(led, suite, meters + neighbours)
+    devs, others = every[:meters], every[meters:]
+    order = [d for pair in zip(devs, others, strict=False) for d in pair]
+    order += devs[len(others):] + others[len(devs):]
     batch: list[Any] = []
     accepted = 0
     for seq in range(1, SLOTS + 1):
-        for dev in devs:
+        for dev in order:
             batch.append(_reading(dev, seq, led.domain))
             if len(batch) == BATCH:
                 accepted += led.ingest(batch).accepted
                 batch = []
     if batch:
         accepted += led.ingest(batch).accepted
-    check(accepted == meters * SLOTS, f"only {accepted} of {meters * SLOTS} readings accepted")
+    check(accepted == len(every) * SLOTS,
+          f"only {accepted} of {len(every) * SLOTS} readings accepted")
     led.anchor_tick(force=True)
     return led, devs
 
@@ -219,11 +231,11 @@ def buyer(envelope_file: str, key_file: str, suite: str, content_hash: str) -> N
                       "open_before": before, "open_peak": peak_rss_mb() - before}))
 
 
-def worker(suite: str, meters: int) -> None:
+def worker(suite: str, meters: int, neighbours: int) -> None:
     """Set up one ledger, measure both datasets, print the raw results as one JSON."""
     with tempfile.TemporaryDirectory(prefix=f"bench-market-{suite}-") as tmp:
         t0 = time.perf_counter()
-        led, devs = _setup(Path(tmp) / "ledger", suite, meters)
+        led, devs = _setup(Path(tmp) / "ledger", suite, meters, neighbours)
         setup_s = time.perf_counter() - t0
         try:
             results = [_measure(led, suite, [devs[0].id]),
@@ -236,16 +248,18 @@ def worker(suite: str, meters: int) -> None:
 
 def run(suites: list[str], quick: bool) -> None:
     """Entry point for :mod:`benchmarks.run`: one worker process per suite."""
+    meters = QUICK_METERS if quick else FULL_METERS
     for suite in suites:
-        main(suite, QUICK_METERS if quick else FULL_METERS)
+        main(suite, meters, meters)
 
 
-def main(suite: str, meters: int) -> None:
+def main(suite: str, meters: int, neighbours: int) -> None:
     """Run one suite's worker in a fresh process and emit its results."""
-    log(f"[{suite}] market delivery: {meters} meters x {SLOTS} readings")
+    log(f"[{suite}] market delivery: {meters} meters (+{neighbours} interleaved) x "
+        f"{SLOTS} readings")
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.market_delivery", "--worker", suite,
-         str(meters)], cwd=ROOT, capture_output=True, text=True,
+         str(meters), str(neighbours)], cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     if done.returncode != 0:
         raise BenchmarkFailure(f"market delivery worker ({suite}) failed:\n"
@@ -254,7 +268,7 @@ def main(suite: str, meters: int) -> None:
     log(f"[{suite}] set up in {raw['setup_s']:.0f} s")
     for r in raw["results"]:
         ctx = {"readings": r["readings"], "meters": r["meters"], "format": r["format"],
-               "proof_hashes": r["proof_hashes"]}
+               "neighbours": neighbours, "proof_hashes": r["proof_hashes"]}
         emit("market_delivery_build_seconds", suite, r["build_s"], "s", **ctx)
         emit("market_delivery_response_bytes", suite, r["response_bytes"], "B", **ctx)
         emit("market_delivery_open_seconds", suite, r["open_s"], "s", **ctx)
@@ -263,14 +277,15 @@ def main(suite: str, meters: int) -> None:
         emit("market_delivery_open_peak_mib", suite, r["open_peak"], "MiB",
              rss_before_mib=round(r["open_before"]), **ctx)
     emit("market_delivery_worker_peak_rss_mib", suite, raw["peak_rss_mib"], "MiB",
-         meters=meters)
+         meters=meters, neighbours=neighbours)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], int(sys.argv[3]))
+        worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--open":
         buyer(*sys.argv[2:6])
     else:
-        main(sys.argv[1] if len(sys.argv) > 1 else "intl",
-             int(sys.argv[2]) if len(sys.argv) > 2 else FULL_METERS)
+        args = sys.argv[1:]
+        main(args[0] if args else "intl", int(args[1]) if len(args) > 1 else FULL_METERS,
+             int(args[2]) if len(args) > 2 else FULL_METERS)
