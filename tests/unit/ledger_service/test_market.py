@@ -35,6 +35,7 @@ from carbon_protocol.signing import leaf_bytes, sign_reading
 from carbon_protocol.suites import PrivateKey, hash_fn
 from ledger_service import registry
 from ledger_service._cli import app as cli
+from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service._internal.db import readings
 from ledger_service.api import create_app
 from ledger_service.auth import KeyCreate, Role, create_key
@@ -335,6 +336,18 @@ def test_a_changed_reading_or_foreign_key_fails_the_reading_checks(world: World)
         verify_delivery(_edited(opened, device_keys=[
             k.model_dump(mode="json") for k in opened.device_keys
             if k.device != first.reading.device]))
+
+
+def test_the_anchor_is_checked_on_chain_once(world: World) -> None:
+    opened = _delivered(world)
+    chain = ClientChainView(world.ledger.chain)
+    report = verify_delivery(opened, chain=chain)
+    assert report.chain_checked and report.steps == list(DELIVERY_STEPS)
+    moved = opened.anchor.model_copy(update={"block_number": opened.anchor.block_number + 1})
+    with pytest.raises(DeliveryVerificationError,
+                       match=rf"^chain: the anchor is in block {opened.anchor.block_number} "
+                             "on chain"):
+        verify_delivery(_edited(opened, anchor=moved.model_dump(mode="json")), chain=chain)
 
 
 def test_a_reading_changed_in_storage_is_refused_not_delivered(world: World) -> None:
