@@ -67,15 +67,18 @@ routes, on the log record that names the organisation.
 Why the matrix looks as it does: only gateways (and the operator) post readings, and
 device signatures make even theirs unforgeable; enterprises and their gateways manage
 their own registry entries; a regulator reads everything and registers enterprises; a
-verifier reads readings, proofs, inventories and reports of what it verifies; a bank
-reads inventories and reports (the basis of a green loan) but not raw readings; the
-association publishes rules on chain, so through this API it needs only the public
-reads; a buyer gets nothing yet (the marketplace will grant it reads); only an admin
-manages keys.
+verifier reads readings, proofs, inventories and reports of what it verifies, and
+samples, records findings and attests; a bank reads inventories, reports, grades and
+financing codes (the basis of a green loan) but not raw readings; the association
+publishes rules on chain, so through this API it needs only the public reads and the
+data window; a buyer browses the window, requests datasets and reads only what a grant
+gives it, checked per grant by the delivery route; only an admin manages keys.
 
 Cells: **all** = any identifier; **own** = only its enterprise's identifiers (a verifier:
 those of the enterprises it names; a verifier naming none is like a regulator: all);
-**self** = only about its own key; **-** = refused (403); **public** = no key needed.
+**self** = only about itself: its own key, or for the data window's reads and a
+delivery, what the route checks against the caller (the grant's buyer); **-** = refused
+(403); **public** = no key needed.
 
 """
 
