@@ -12,10 +12,11 @@ Why one proof for the set and not one path per reading (``v1``): a month of 17 m
 is ~50,000 readings, and per-reading paths of ~17 hashes made the delivery 140 MB and
 its build 28 s (``benchmarks/market_delivery.py``). The leaf-set proof is the hashes of
 the maximal subtrees that hold none of the delivered leaves
-(:func:`.inventory.leaf_set_proof_nodes`, as the evidence bundle uses): a few thousand
-hashes for a dataset whose readings are interleaved with other meters', none for a
-contiguous run. It discloses nothing beyond the grant: each hash covers only leaves
-the buyer was not given, and a Merkle hash reveals nothing of the leaves under it.
+(:func:`.inventory.leaf_set_proof_nodes`, as the evidence bundle uses): none for a
+contiguous run, about one per reading when the readings are every other leaf, against
+~17 per reading for separate paths. It discloses no leaf beyond the grant: each hash
+covers only leaves the buyer was not given (``docs/marketplace.md`` §5 says what a
+hash could still give away).
 
 So a delivery can hold neither more nor less than what was listed: the readings must
 lie inside the listing's selection, the proof must reproduce the signed root, and one
