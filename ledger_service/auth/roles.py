@@ -21,9 +21,11 @@ class Role(StrEnum):
     BANK = "bank"
     """Reads enterprises, inventories and reports to judge loans."""
     ASSOCIATION = "association"
-    """Publishes rules on chain; through this API it reads only what is public."""
+    """Publishes rules on chain; through this API it reads what is public and the data
+    window."""
     BUYER = "buyer"
-    """A data buyer (its own enterprise); the marketplace routes will grant it reads."""
+    """A data buyer (its own enterprise): browses the data window, requests datasets and
+    reads what an owner grants it."""
     ADMIN = "admin"
     """The operator: issues and revokes keys, may call every route."""
 

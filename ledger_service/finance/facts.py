@@ -2,12 +2,14 @@
 
 What the ledger records today, this reads: the accepted readings of every device of
 every site of the enterprise whose interval ends in the period ``(start, end]`` (the
-inventory rule), their sequence numbers and values. What it does not record yet the
-caller passes in, explicitly:
+inventory rule), their sequence numbers and values. The rest the caller passes in,
+explicitly, because it comes from elsewhere (:mod:`.eligibility` gathers it):
 
-* ``signature_failures``: rejected readings are answered with an error, not stored;
-* ``bills``: supplier bills are not stored;
-* ``attested_months``: verifier attestations do not exist yet.
+* ``signature_failures``: rejected readings are answered with an error, not stored, so
+  the ledger cannot count them;
+* ``bills``: supplier bills, declared as ``supplier_bill`` log records (:mod:`.inputs`);
+* ``attested_months``: months every graded inventory of which a verifier attested
+  (:func:`.inputs.verified_months`).
 
 Missing sequence numbers are counted per device inside the range of sequence numbers
 seen in the period (``last - first + 1 - distinct``), not summed from ``gap_before``:
