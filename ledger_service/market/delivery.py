@@ -39,6 +39,7 @@ from carbon_protocol.envelope import (
     seal,
 )
 from carbon_protocol.inventory import leaf_set_proof_nodes
+from carbon_protocol.market_records import DataAccess
 from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.suites import hash_fn
 
@@ -139,14 +140,13 @@ def deliver(ledger: Ledger, grant_id: str, principal: Principal | None) -> Deliv
         content_type="application/json", created_at=utc_text()))
     access_id = new_id(ledger, "dacc")
     _, access = append_record(ledger, kind="data_access", record_id=access_id,
-                              enterprise_id=record.enterprise_id, document={
-        "type": "data_access", "access": access_id, "grant": grant_id,
-        "dataset": doc["dataset"], "owner": doc["owner"], "buyer": doc["buyer"],
-        "accessed_at": utc_text(),
-        "plaintext_hash": hash_fn(ledger.settings.log_suite)(plaintext).hex(),
-        "hash_suite": ledger.settings.log_suite,
-        "envelope_digest": envelope_digest(envelope),
-        "recipient_key_id": recipient.key_id, "readings": count, "tree_size": tree_size})
+                              enterprise_id=record.enterprise_id, document=DataAccess(
+        access=access_id, grant=grant_id, dataset=doc["dataset"], owner=doc["owner"],
+        buyer=doc["buyer"], accessed_at=utc_text(),
+        plaintext_hash=hash_fn(ledger.settings.log_suite)(plaintext).hex(),
+        hash_suite=ledger.settings.log_suite, envelope_digest=envelope_digest(envelope),
+        recipient_key_id=recipient.key_id, readings=count,
+        tree_size=tree_size).model_dump(mode="json"))
     return Delivery(envelope=envelope, access_record_id=access_id,
                     access_leaf_index=access.leaf_index, content_hash=listing["content_hash"],
                     readings=count)
