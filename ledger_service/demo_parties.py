@@ -226,7 +226,8 @@ def market_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
     out.delivered = report.readings
     console.print(f"  [green]✓[/] buyer {buyer_id} bought it (grant {grant['grant_id']}); "
                   f"SM4/SM2 delivery of {len(opened.readings)} readings decrypted, every "
-                  "signature and inclusion proof verified, content hash matches the listing")
+                  "signature and their one leaf-set proof verified, content hash matches "
+                  "the listing")
     owner.call("POST", f"/v1/market/grants/{grant['grant_id']}/revoke",
                json={"reason": "demo: contract ended"})
     refused = buyer.call("GET", f"/v1/market/grants/{grant['grant_id']}/delivery",
