@@ -115,7 +115,7 @@ def _reading(dev: BenchDevice, seq: int, domain: Any) -> Any:
     from carbon_protocol.models import Reading
     from carbon_protocol.signing import sign_reading
 
-    at = START + timedelta(minutes=15 * (seq - 1))
+    at = START + timedelta(minutes=15 * seq)  # a reading is stamped at its interval's end
     reading = Reading(
         suite=dev.key.suite, key_id=dev.key.public_key().key_id, device=dev.id, seq=seq,
         measured_at=f"{at:%Y-%m-%dT%H:%M:%SZ}", quantity="active_energy", unit="kWh",

@@ -106,7 +106,7 @@ class _Wire(BaseModel):
 
 class DeliverySelection(_Wire):
     """Which readings the dataset holds, exactly as its listing states them: those of
-    ``devices`` measured in ``[period_from, period_to)`` among the log's first
+    ``devices`` measured in ``(period_from, period_to]`` among the log's first
     ``tree_size`` leaves."""
 
     devices: list[IdentifierStr] = Field(min_length=1, max_length=1000)
@@ -359,7 +359,7 @@ def _readings(c: _Check, delivery: DataDelivery,
             c.fail(f"leaf index {index} does not follow {previous}: readings must be in "
                    "strictly increasing leaf order, each once", reading=where)
         previous = index
-        if r.device not in devices or not sel.period_from <= r.measured_at < sel.period_to \
+        if r.device not in devices or not sel.period_from < r.measured_at <= sel.period_to \
                 or index >= sel.tree_size:
             c.fail(f"measured at {r.measured_at} is outside the dataset (devices "
                    f"{', '.join(sel.devices[:5])}{'…' if len(sel.devices) > 5 else ''}, "

@@ -158,7 +158,7 @@ def _listing(record: RecordItem, ctx: CheckContext) -> str | None:
     held = [(i, r) for i, r in zip(ctx.bundle.readings.indices, ctx.bundle.readings.readings,
                                    strict=True)
             if i < sel.tree_size and r.reading.device in devices
-            and start <= parse_utc(r.reading.measured_at) < end]
+            and start < parse_utc(r.reading.measured_at) <= end]
     if len(held) > meta.readings:
         raise EvidenceCheckError("the bundle holds more readings of the selection than the "
                                  "listing counts", expected=meta.readings, found=len(held))

@@ -87,7 +87,7 @@ class RecipientKeyRef(_Wire):
 
 class DataSelection(_Wire):
     """Which readings a dataset holds: those of ``devices`` measured in
-    ``[period_from, period_to)`` among the first ``tree_size`` leaves of the log."""
+    ``(period_from, period_to]`` among the first ``tree_size`` leaves of the log."""
 
     devices: list[IdentifierStr] = Field(min_length=1, max_length=1000)
     """Sorted, each once."""

@@ -257,8 +257,8 @@ def _dataset_ranges(conn: Any, tables: Any, dataset: str, log_id: str,
     found: dict[str, None] = {}
     for device_id, leaf in conn.execute(
             select(readings.c.device_id, readings.c.leaf_index).where(
-                readings.c.device_id.in_(devices), readings.c.measured_at >= period_from,
-                readings.c.measured_at < period_to, readings.c.leaf_index < tree_size)
+                readings.c.device_id.in_(devices), readings.c.measured_at > period_from,
+                readings.c.measured_at <= period_to, readings.c.leaf_index < tree_size)
             .order_by(readings.c.leaf_index)):
         at = bisect_right(ends, int(leaf))
         if at < len(windows):

@@ -1,10 +1,12 @@
 """The data window (数据橱窗): list a dataset, show the window, find a dataset's readings.
 
-A dataset is fixed when it is listed: the owner's readings of the named devices
-measured in ``[period_from, period_to)`` *among the first ``tree_size`` leaves of the
-log* (its size at listing). Readings that arrive later for the same period are not part
-of it, so the set, and with it the content hash recorded on chain, never changes, and
-the ledger can find it again at every delivery without storing a list of leaves.
+A dataset is fixed when it is listed: the owner's readings of the named devices measured
+in ``(period_from, period_to]`` *among the first ``tree_size`` leaves of the log* (its
+size at listing). A reading's time is the end of its interval, so this is the
+inventories' rule: January's dataset holds the readings January's inventory counts.
+Readings that arrive later for the same period are not part of it, so the set, and with
+it the content hash recorded on chain, never changes, and the ledger can find it again
+at every delivery without storing a list of leaves.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def selected_readings(conn: Connection, selection: Selection,
     """The selected readings in leaf order: ``leaf_index, leaf_hash`` and ``columns``."""
     query = (select(readings.c.leaf_index, readings.c.leaf_hash, *columns)
              .where(readings.c.device_id.in_(selection.devices),
-                    readings.c.measured_at >= selection.period_from,
-                    readings.c.measured_at < selection.period_to,
+                    readings.c.measured_at > selection.period_from,
+                    readings.c.measured_at <= selection.period_to,
                     readings.c.leaf_index < selection.tree_size)
              .order_by(readings.c.leaf_index).limit(MAX_DELIVERY_READINGS + 1))
     return list(conn.execute(query))
@@ -105,8 +107,8 @@ def _device_summary(conn: Connection, selection: Selection) -> list[dict[str, An
     counts: dict[str, int] = {str(d): int(n) for d, n in conn.execute(
         select(readings.c.device_id, func.count())
         .where(readings.c.device_id.in_(selection.devices),
-               readings.c.measured_at >= selection.period_from,
-               readings.c.measured_at < selection.period_to,
+               readings.c.measured_at > selection.period_from,
+               readings.c.measured_at <= selection.period_to,
                readings.c.leaf_index < selection.tree_size)
         .group_by(readings.c.device_id))}
     rows = conn.execute(select(devices.c.id, devices.c.quantity, devices.c.unit)

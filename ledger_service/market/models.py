@@ -29,7 +29,7 @@ class _In(BaseModel):
 
 class DatasetCreate(_In):
     """A listing: the owner's readings of ``devices`` measured in
-    ``[period_from, period_to)``, as the log holds them when the listing is made."""
+    ``(period_from, period_to]``, as the log holds them when the listing is made."""
 
     owner: IdentifierStr
     """The enterprise listing its data (the caller's own)."""

@@ -114,7 +114,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for seq in range(1, 5):
             in_period.add(_read(ledger, ident, key, seq, f"2026-03-01T0{seq}:00:00Z"))
         if n == 0:
-            out = _read(ledger, ident, key, 5, "2026-03-02T00:00:00Z")  # period_to: excluded
+            # Ends the interval before the period: excluded, as from inventories.
+            out = _read(ledger, ident, key, 5, "2026-03-01T00:00:00Z")
     ledger.anchor_tick(force=True)
     keys = {"intl": RecipientPrivateKey.generate("intl"),
             "sm": RecipientPrivateKey.generate("sm")}
@@ -320,7 +321,7 @@ def test_a_reading_outside_the_dataset_fails_even_with_a_consistent_proof(
     forged = _reproved(world, opened, leaves)
     with pytest.raises(DeliveryVerificationError,
                        match=rf"^readings: reading leaf {outside.leaf_index} \(.*#5\): measured "
-                             r"at 2026-03-02T00:00:00Z is outside the dataset"):
+                             r"at 2026-03-01T00:00:00Z is outside the dataset"):
         verify_delivery(forged)
 
 
