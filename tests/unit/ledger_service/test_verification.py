@@ -33,15 +33,13 @@ from carbon_protocol.sampling import SampleError, SampleSpec, draw_sample
 from carbon_protocol.signing import verify_tree_head
 from carbon_protocol.suites import PrivateKey, PublicKey, hash_fn
 from carbon_rules.inventory import period_from_label
-from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service import registry
 from ledger_service._cli import app as cli
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import record_proof
 from ledger_service.models import EnterpriseCreate
-from ledger_service.settings import Settings
 from ledger_service.verification.verifier import draft_attestation
 from ledger_service.verification.workflow import (
     VerificationOpen,
@@ -49,9 +47,8 @@ from ledger_service.verification.workflow import (
     attested_periods,
     open_verification,
 )
-from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
@@ -99,28 +96,21 @@ def _key(ledger: Ledger, role: Role, enterprises: tuple[str, ...] = (),
          party: str | None = None) -> str:
     """A key of ``role``; a verifier's of ``party`` (default VERIFIER), a bank's of one."""
     party = party or {Role.VERIFIER: VERIFIER, Role.BANK: f"{PREFIX}/bank.test"}.get(role)
-    with ledger.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
-                                          party=party)).api_key
+    return api_key(ledger, role, enterprises, party)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("verification")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
-                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
-    admin = _key(ledger, Role.ADMIN)
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app, api_key=admin), suite="intl")
-    gw.ensure_organisation(Organisation(ENTERPRISE, "Verif Test Co.", SITE, "kiln",
-                                        "Hebei", f"{PREFIX}/gw.kiln", "kiln"))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.kiln.elec-01", "electricity", SITE))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.kiln.gas-01", "gas", SITE))
-    gw.simulate(START, 1.25, seed=11)
-    gw.flush()
-    gw_inventory.ensure_gateway_key(gw)
-    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
-    receipt = gw_inventory.submit(gw, run.signed)
+    gw = inventory_gateway(
+        tmp / "gw", app, _key(ledger, Role.ADMIN),
+        Organisation(ENTERPRISE, "Verif Test Co.", SITE, "kiln", "Hebei", f"{PREFIX}/gw.kiln",
+                     "kiln"),
+        [(f"{PREFIX}/dev.kiln.elec-01", "electricity"), (f"{PREFIX}/dev.kiln.gas-01", "gas")],
+        suite="intl", start=START, days=1.25, seed=11)
+    _, receipt = submit_inventory(gw, DAY)
     ledger.anchor_tick(force=True)
     ledger.call(registry.create_enterprise, EnterpriseCreate(id=OTHER, name="Other Co."))
     roles: dict[str, tuple[Any, ...]] = {
