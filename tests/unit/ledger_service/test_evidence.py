@@ -36,11 +36,10 @@ from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._cli import app as cli
 from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import KeyCreate, Role
 from ledger_service.evidence import export_evidence, write_evidence
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
-from ledger_service.settings import Settings
 from ledger_service.verification.evidence import sample_evidence
 from ledger_service.verification.keys import VerifierKeyCreate, register_key
 from ledger_service.verification.verifier import draft_attestation
@@ -54,8 +53,8 @@ from ledger_service.verification.workflow import (
     submit_attestation,
 )
 from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Gateway, Organisation
+from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.evidence"
@@ -106,22 +105,17 @@ def _attest(ledger: Ledger, inventory_id: str) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("evidence")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
-                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
-    with ledger.engine.begin() as conn:
-        admin = create_key(conn, KeyCreate(role=Role.ADMIN)).api_key
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app, api_key=admin), suite="intl")
-    gw.ensure_organisation(Organisation(ENTERPRISE, "Evidence Co.", SITE, "works",
-                                        "Liaoning", f"{PREFIX}/gw.works", "works"))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.works.elec-01", "electricity", SITE))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.works.heat-01", "heat", SITE))
-    gw.simulate(START, 1.25, seed=11)
-    gw.flush()
+    admin = api_key(ledger, Role.ADMIN)
+    gw = inventory_gateway(
+        tmp / "gw", app, admin,
+        Organisation(ENTERPRISE, "Evidence Co.", SITE, "works", "Liaoning",
+                     f"{PREFIX}/gw.works", "works"),
+        [(f"{PREFIX}/dev.works.elec-01", "electricity"), (f"{PREFIX}/dev.works.heat-01", "heat")],
+        suite="intl", start=START, days=1.25, seed=11)
     ledger.anchor_tick(force=True)  # a first head: the readings
-    gw_inventory.ensure_gateway_key(gw)
-    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
-    receipt = gw_inventory.submit(gw, run.signed)
+    _, receipt = submit_inventory(gw, DAY)
     ledger.anchor_tick(force=True)  # the inventory: the report cites this anchor
     built = gw.client.call("POST", "/v1/reports", {
         "enterprise": {"id": ENTERPRISE, "name": "Evidence Co."},
