@@ -36,7 +36,7 @@ from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._cli import app as cli
 from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role
+from ledger_service.auth import Role
 from ledger_service.evidence import export_evidence, write_evidence
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
@@ -399,17 +399,12 @@ def test_cli_exports_gzip_and_verifies(world: World, tmp_path: Path,
 def test_route_admits_regulator_bank_and_owner_only(world: World) -> None:
     import warnings
 
-    from ledger_service.auth import create_key as make_key
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
     def key(role: Role, enterprises: list[str] | None = None) -> str:
-        with world.ledger.engine.begin() as conn:
-            return make_key(conn, KeyCreate(
-                role=role, enterprises=enterprises or [],
-                party=f"{PREFIX}/bank.test" if role is Role.BANK else None)).api_key
+        return api_key(world.ledger, role, enterprises or ())  # a bank's: of bank.test
 
     url = f"/v1/evidence/{ENTERPRISE}?period=2026-10"
     with TestClient(world.app) as http:
