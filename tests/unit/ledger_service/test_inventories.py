@@ -21,6 +21,7 @@ import pytest
 
 from carbon_protocol.errors import BundleVerificationError
 from carbon_protocol.inventory import Inventory, SignedInventory, sign_inventory
+from carbon_protocol.models import SuiteField
 from carbon_rules.errors import ImplausibleFactorError
 from carbon_rules.factors import default_draft
 from carbon_rules.inventory import InventoryMismatchError, period_from_label
@@ -29,14 +30,14 @@ from carbon_rules.inventory_verify import verify_inventory
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import list_records
-from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
+from node_gateway.gateway import Gateway, Organisation
 from node_gateway.inventory import InventoryRefusedError, Rules
-from node_gateway.uploader import HttpTransport
+from node_gateway.simulator import MeterKind
+from tests.worlds import api_key, inventory_gateway, rules_ledger
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.inv-test"
@@ -54,29 +55,21 @@ class World:
     association_key: str
 
 
-def _gateway(tmp: Path, app: Any, site: str, fleet: list[tuple[str, str]],
-             suite: str) -> Gateway:
-    with app.state.ledger.engine.begin() as conn:  # the gateway's key, for its enterprise
-        key = create_key(conn, KeyCreate(role=Role.GATEWAY, enterprises=[ENTERPRISE])).api_key
-    gw = Gateway(tmp / f"gw-{site}", transport=HttpTransport.for_app(app, api_key=key),
-                 suite=suite)  # type: ignore[arg-type]
+def _gateway(tmp: Path, app: Any, site: str, fleet: list[tuple[str, MeterKind]],
+             suite: SuiteField) -> Gateway:
     site_id = f"{PREFIX}/site.{site}"
-    gw.ensure_organisation(Organisation(ENTERPRISE, "Inventory Test Co.", site_id, site,
-                                        "Liaoning", f"{PREFIX}/gw.{site}", site))
-    for name, kind in fleet:
-        gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.{site}.{name}", kind,  # type: ignore[arg-type]
-                                         site_id))
-    gw.simulate(START, 1.25, seed=len(site))
-    gw.flush()
-    gw_inventory.ensure_gateway_key(gw)
-    return gw
+    return inventory_gateway(  # with the gateway's key, for its enterprise
+        tmp / f"gw-{site}", app, api_key(app.state.ledger, Role.GATEWAY, [ENTERPRISE]),
+        Organisation(ENTERPRISE, "Inventory Test Co.", site_id, site, "Liaoning",
+                     f"{PREFIX}/gw.{site}", site),
+        [(f"{PREFIX}/dev.{site}.{name}", kind) for name, kind in fleet],
+        suite=suite, start=START, days=1.25, seed=len(site))
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("inventories")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
-                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
     a = _gateway(tmp, app, "mill", [("elec-01", "electricity"), ("elec-02", "electricity"),
                                     ("heat-01", "heat"), ("gas-01", "gas")], "sm")

@@ -22,18 +22,15 @@ from carbon_protocol.errors import ProofError
 from carbon_protocol.suites import hash_fn
 from carbon_rules.fixed_point import parse
 from carbon_rules.inventory import period_from_label
-from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.quotas_client import QuotaRegistryClient
 from carbon_rules.reports import InventoryReport, proof_link, report_bytes, report_hash
 from ledger_service._cli import app as cli
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.reports import ReportProof
-from ledger_service.settings import Settings
-from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Gateway, Organisation
+from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.report-test"
@@ -56,20 +53,16 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("reports")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
-                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
-    with ledger.engine.begin() as conn:  # an admin's key: the tests call every route
-        key = create_key(conn, KeyCreate(role=Role.ADMIN)).api_key
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app, api_key=key), suite="intl")
-    gw.ensure_organisation(Organisation(ENTERPRISE, "Report Test Co.", SITE, "mill",
-                                        "Liaoning", f"{PREFIX}/gw.mill", "mill"))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.mill.elec-01", "electricity", SITE))
-    gw.simulate(START, 1.25, seed=7)
-    gw.flush()
-    gw_inventory.ensure_gateway_key(gw)
-    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
-    receipt = gw_inventory.submit(gw, run.signed)
+    key = api_key(ledger, Role.ADMIN)  # an admin's key: the tests call every route
+    gw = inventory_gateway(
+        tmp / "gw", app, key,
+        Organisation(ENTERPRISE, "Report Test Co.", SITE, "mill", "Liaoning",
+                     f"{PREFIX}/gw.mill", "mill"),
+        [(f"{PREFIX}/dev.mill.elec-01", "electricity")],
+        suite="intl", start=START, days=1.25, seed=7)
+    run, receipt = submit_inventory(gw, DAY)
     ledger.anchor_tick(force=True)
     regulator = (Path(tmp / "ledger") / "embedded_association_key.hex").read_text().strip()
     w3 = ledger.rules().w3
