@@ -14,16 +14,13 @@ from typing import Any
 import pytest
 
 from carbon_rules.inventory import period_from_label
-from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service import registry
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.models import EnterpriseCreate, GatewayCreate
-from ledger_service.settings import Settings
-from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
@@ -45,29 +42,17 @@ class World:
     report_request: dict[str, Any]
 
 
-def _key(ledger: Ledger, role: Role, *enterprises: str) -> str:
-    party = {Role.BANK: "86.1000.1/bank.test", Role.VERIFIER: "86.1000.1/vfr.test"}.get(role)
-    with ledger.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
-                                          party=party)).api_key
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("auth-inventories")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX,
-                                  log_id=f"{PREFIX}/log.main", log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(
-        app, api_key=_key(ledger, Role.GATEWAY, A)), suite="sm")
-    gw.ensure_organisation(Organisation(A, "Owner A", SITE, "mill", "Liaoning",
-                                        f"{PREFIX}/gw.own-a", "mill"))
-    gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.own-a.elec", "electricity", SITE))
-    gw.simulate(datetime(2026, 10, 5, tzinfo=UTC), 1.25, seed=3)
-    gw.flush()
-    gw_inventory.ensure_gateway_key(gw)
-    run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
-    receipt = gw_inventory.submit(gw, run.signed)
+    gw = inventory_gateway(
+        tmp / "gw", app, api_key(ledger, Role.GATEWAY, [A]),
+        Organisation(A, "Owner A", SITE, "mill", "Liaoning", f"{PREFIX}/gw.own-a", "mill"),
+        [(f"{PREFIX}/dev.own-a.elec", "electricity")],
+        suite="sm", start=datetime(2026, 10, 5, tzinfo=UTC), days=1.25, seed=3)
+    run, receipt = submit_inventory(gw, DAY)
     ledger.anchor_tick(force=True)
     ledger.call(registry.create_enterprise, EnterpriseCreate(id=B, name="Owner B"))
     ledger.call(registry.create_gateway, GatewayCreate(id=f"{PREFIX}/gw.own-b",
@@ -76,8 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                "boundary": {"sites": [{"id": SITE, "name": "mill"}]},
                "period": DAY.model_dump(), "inventory_ids": [receipt["inventory_id"]],
                "prepared_by": "energy office"}
-    with TestClient(app, headers={"Authorization": f"Bearer {_key(ledger, Role.ENTERPRISE, A)}"}
-                    ) as enterprise_a:
+    with client(app, api_key(ledger, Role.ENTERPRISE, [A])) as enterprise_a:
         built = enterprise_a.post("/v1/reports", json=request)
     assert built.status_code == 201, built.text
     yield World(ledger, app, receipt["inventory_id"], run.signed.model_dump(mode="json"),
@@ -87,8 +71,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _as(world: World, role: Role, *enterprises: str) -> TestClient:
-    key = _key(world.ledger, role, *enterprises)
-    return TestClient(world.app, headers={"Authorization": f"Bearer {key}"})
+    return client(world.app, api_key(world.ledger, role, enterprises))
 
 
 def _reads(world: World) -> list[str]:
