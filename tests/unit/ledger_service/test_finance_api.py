@@ -45,17 +45,16 @@ from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service import registry
 from ledger_service._cli import app as cli
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.finance.config import load_finance_config
 from ledger_service.finance.eligibility import enterprise_inventories
 from ledger_service.finance.issuing import rule_config_hash
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record, get_record, record_proof
 from ledger_service.models import DeviceCreate, DeviceKeyCreate, EnterpriseCreate
-from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Gateway, Organisation
+from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
 
 P = "86.1000.1"
 STEEL, CEMENT, LOAN, NOBENCH = (f"{P}/ent.{n}" for n in ("steel", "cement", "loan", "nobench"))
@@ -85,29 +84,21 @@ class World:
         if role is None:
             return TestClient(self.app)
         party = party or (BANK if role == "bank" else None)
-        with self.ledger.engine.begin() as conn:
-            key = create_key(conn, KeyCreate(role=Role(role), enterprises=list(enterprises),
-                                             party=party))
-        return TestClient(self.app, headers={"Authorization": f"Bearer {key.api_key}"})
+        return client(self.app, api_key(self.ledger, role, enterprises, party))
 
 
 def _gateway(tmp: Path, app: Any, key: str, name: str, days: list[datetime],
              labels: list[str]) -> tuple[Gateway, list[str]]:
-    gw = Gateway(tmp / f"gw-{name}", transport=HttpTransport.for_app(app, api_key=key),
-                 suite="intl")
-    gw.ensure_organisation(Organisation(f"{P}/ent.{name}", name, f"{P}/site.{name}", name,
-                                        "Liaoning", f"{P}/gw.{name}", name))
-    gw.provision(DeviceSpec.for_kind(f"{P}/dev.{name}.elec-01", "electricity",
-                                     f"{P}/site.{name}"))
-    for day in days:
-        gw.simulate(day, 1, seed=7)
-    gw.flush()
-    gw_inventory.ensure_gateway_key(gw)
+    gw = inventory_gateway(
+        tmp / f"gw-{name}", app, key,
+        Organisation(f"{P}/ent.{name}", name, f"{P}/site.{name}", name, "Liaoning",
+                     f"{P}/gw.{name}", name),
+        [(f"{P}/dev.{name}.elec-01", "electricity")],
+        suite="intl", start=days, days=1, seed=7)
     rules = gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY)
     totals = []
     for label in labels:
-        run = gw_inventory.compute(gw, period_from_label(label), rules)
-        gw_inventory.submit(gw, run.signed)
+        run, _ = submit_inventory(gw, period_from_label(label), rules)
         totals.append(run.signed.inventory.totals.total)
     return gw, totals
 
@@ -115,12 +106,10 @@ def _gateway(tmp: Path, app: Any, key: str, name: str, days: list[datetime],
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("finance")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=P, log_id=f"{P}/log.main",
-                                  log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp, prefix=P)
     (tmp / "ledger" / "finance.json").write_text(json.dumps(CONFIG))
     app = create_app(ledger)
-    with ledger.engine.begin() as conn:
-        admin = create_key(conn, KeyCreate(role=Role.ADMIN)).api_key
+    admin = api_key(ledger, Role.ADMIN)
     jan5 = datetime(2026, 1, 5, tzinfo=UTC)
     gateways, totals = {}, {}
     for name, days, labels in (

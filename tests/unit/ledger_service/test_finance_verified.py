@@ -19,16 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbon_rules.inventory import period_from_label
-from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
-from ledger_service.settings import Settings
 from ledger_service.verification.workflow import attested_inventories, attested_periods
-from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
 
 P = "86.1000.1"
 TWIN = f"{P}/ent.twin"
@@ -53,26 +50,19 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("verified")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=P, log_id=f"{P}/log.main",
-                                  log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp, prefix=P)
     (tmp / "ledger" / "finance.json").write_text(json.dumps(CONFIG))
     app = create_app(ledger)
-    with ledger.engine.begin() as conn:
-        admin = create_key(conn, KeyCreate(role=Role.ADMIN)).api_key
+    admin = api_key(ledger, Role.ADMIN)
     gateways, ids = [], []
     for site in ("east", "west"):
-        gw = Gateway(tmp / f"gw-{site}", transport=HttpTransport.for_app(app, api_key=admin),
-                     suite="intl")
-        gw.ensure_organisation(Organisation(TWIN, "Twin", f"{P}/site.{site}", site, "Liaoning",
-                                            f"{P}/gw.twin-{site}", site))
-        gw.provision(DeviceSpec.for_kind(f"{P}/dev.{site}.elec-01", "electricity",
-                                         f"{P}/site.{site}"))
-        gw.simulate(datetime(2026, 1, 5, tzinfo=UTC), 1, seed=7)
-        gw.flush()
-        gw_inventory.ensure_gateway_key(gw)
-        rules = gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY)
-        run = gw_inventory.compute(gw, period_from_label("2026-01"), rules)
-        gw_inventory.submit(gw, run.signed)
+        gw = inventory_gateway(
+            tmp / f"gw-{site}", app, admin,
+            Organisation(TWIN, "Twin", f"{P}/site.{site}", site, "Liaoning",
+                         f"{P}/gw.twin-{site}", site),
+            [(f"{P}/dev.{site}.elec-01", "electricity")],
+            suite="intl", start=datetime(2026, 1, 5, tzinfo=UTC), days=1, seed=7)
+        run, _ = submit_inventory(gw, period_from_label("2026-01"))
         ids.append(ledger.submit_inventory(run.signed)[1].inventory_id)
         gateways.append(gw)
     client = TestClient(app, headers={"Authorization": f"Bearer {admin}"})
