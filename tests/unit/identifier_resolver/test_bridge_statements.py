@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 from carbon_protocol.envelope import RecipientPrivateKey
 from carbon_protocol.suites import PrivateKey
 from carbon_rules.inventory import period_from_label
-from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from identifier_resolver._cli import app as cli
 from identifier_resolver.bridge import BridgeReport, attestation_id, range_id, sync_ledger
 from identifier_resolver.custody import reading_count
@@ -39,12 +38,11 @@ from ledger_service import registry
 from ledger_service._internal.db import anchors
 from ledger_service._internal.db import readings as readings_table
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
 from ledger_service.models import EnterpriseCreate
 from ledger_service.reports import ReportRequest, build
-from ledger_service.settings import Settings
 from ledger_service.verification.evidence import sample_evidence
 from ledger_service.verification.keys import VerifierKeyCreate, register_key
 from ledger_service.verification.verifier import draft_attestation
@@ -53,9 +51,8 @@ from ledger_service.verification.workflow import (
     open_verification,
     submit_attestation,
 )
-from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
 
 PREFIX = "86.1000.1"
 LOG = f"{PREFIX}/log.main"
@@ -83,30 +80,22 @@ class World:
     grant: dict[str, Any]
 
     def client(self, role: Role, enterprise: str) -> TestClient:
-        with self.ledger.engine.begin() as conn:
-            key = create_key(conn, KeyCreate(role=role, enterprises=[enterprise])).api_key
-        return TestClient(self.app, headers={"Authorization": f"Bearer {key}"})
+        return client(self.app, api_key(self.ledger, role, [enterprise]))
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("bridge-statements")
-    ledger = Ledger.open(Settings(data_dir=tmp / "ledger", prefix=PREFIX, log_id=LOG,
-                                  log_suite="sm"), rules=True)
+    ledger = rules_ledger(tmp)
     app = create_app(ledger)
-    with ledger.engine.begin() as conn:
-        gw_key = create_key(conn, KeyCreate(role=Role.GATEWAY, enterprises=[ENTERPRISE])).api_key
-    gw = Gateway(tmp / "gw", transport=HttpTransport.for_app(app, api_key=gw_key), suite="sm")
+    gw = inventory_gateway(
+        tmp / "gw", app, api_key(ledger, Role.GATEWAY, [ENTERPRISE]),
+        Organisation(ENTERPRISE, "Custody Co.", SITE, "works", "Hebei",
+                     f"{PREFIX}/gw.custody", "works"),
+        [(METERS[0], "electricity"), (METERS[1], "gas")],
+        suite="sm", start=START, days=1.25, seed=21)
     try:
-        gw.ensure_organisation(Organisation(ENTERPRISE, "Custody Co.", SITE, "works",
-                                            "Hebei", f"{PREFIX}/gw.custody", "works"))
-        gw.provision(DeviceSpec.for_kind(METERS[0], "electricity", SITE))
-        gw.provision(DeviceSpec.for_kind(METERS[1], "gas", SITE))
-        gw.simulate(START, 1.25, seed=21)
-        gw.flush()
-        gw_inventory.ensure_gateway_key(gw)
-        run = gw_inventory.compute(gw, DAY, gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY))
-        receipt = gw_inventory.submit(gw, run.signed)
+        run, receipt = submit_inventory(gw, DAY)
     finally:
         gw.close()
     ledger.anchor_tick(force=True)
