@@ -12,11 +12,16 @@ Import it as ``tests.worlds`` (like ``tests.conftest``).
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from carbon_protocol.inventory import Period
 from carbon_protocol.models import SuiteField
@@ -85,3 +90,23 @@ def submit_inventory(gw: Gateway, period: Period, rules: Rules | None = None
     rules = rules or gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY)
     run = gw_inventory.compute(gw, period, rules)
     return run, gw_inventory.submit(gw, run.signed)
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on a free local port, for what must talk real
+    HTTP (a CLI, a gateway); its base URL. The server stops when the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -6,15 +6,14 @@ moved aside when the node refuses them, and linked into the custody graph."""
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
+
+from tests.worlds import served as serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,18 +82,8 @@ def test_spooled_events_are_sent_kept_or_refused(world: World, tmp_path: Path) -
 @pytest.fixture
 def served(world: World) -> Iterator[str]:
     """The world's node served by uvicorn on a free local port."""
-    server = uvicorn.Server(uvicorn.Config(create_app(world.resolver), host="127.0.0.1",
-                                           port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(world.resolver)) as url:
+        yield url
 
 
 def test_gateway_commands(world: World, served: str, tmp_path: Path,

@@ -49,6 +49,7 @@ from ledger_service.verification.workflow import (
 )
 from node_gateway.gateway import Organisation
 from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import served as serve
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
@@ -465,23 +466,8 @@ def test_regulator_sees_every_enterprise(world: World) -> None:
 @pytest.fixture
 def served(world: World) -> Iterator[str]:
     """The world's ledger served by uvicorn on a free local port."""
-    import threading
-    import time
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(world.app) as url:
+        yield url
 
 
 def test_the_cli_checks_and_attests_over_http(world: World, served: str) -> None:
