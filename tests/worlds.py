@@ -12,6 +12,7 @@ Import it as ``tests.worlds`` (like ``tests.conftest``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import warnings
@@ -26,6 +27,7 @@ import uvicorn
 from carbon_protocol.inventory import Period
 from carbon_protocol.models import SuiteField
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
+from ledger_service.api import create_app
 from ledger_service.ledger import Ledger
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
@@ -49,6 +51,16 @@ def rules_ledger(tmp: Path, *, prefix: str = PREFIX, **settings: Any) -> Ledger:
     values: dict[str, Any] = {"data_dir": tmp / "ledger", "prefix": prefix,
                               "log_id": f"{prefix}/log.main", "log_suite": "sm", **settings}
     return Ledger.open(Settings(**values), rules=True)
+
+
+def rules_app(tmp: Path, *, finance: dict[str, Any] | None = None,
+              **settings: Any) -> tuple[Ledger, Any]:
+    """:func:`rules_ledger` and its HTTP app; ``finance`` (when given) is written as the
+    ledger's ``finance.json`` first, so the finance routes grade by it."""
+    ledger = rules_ledger(tmp, **settings)
+    if finance is not None:
+        (Path(ledger.settings.data_dir) / "finance.json").write_text(json.dumps(finance))
+    return ledger, create_app(ledger)
 
 
 def api_key(ledger: Ledger, role: str, enterprises: Sequence[str] = (),

@@ -37,7 +37,6 @@ from identifier_resolver.verify import verify_answer
 from ledger_service import registry
 from ledger_service._internal.db import anchors
 from ledger_service._internal.db import readings as readings_table
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
@@ -52,7 +51,7 @@ from ledger_service.verification.workflow import (
     submit_attestation,
 )
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, client, inventory_gateway, rules_app, submit_inventory
 
 PREFIX = "86.1000.1"
 LOG = f"{PREFIX}/log.main"
@@ -86,8 +85,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("bridge-statements")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     gw = inventory_gateway(
         tmp / "gw", app, api_key(ledger, Role.GATEWAY, [ENTERPRISE]),
         Organisation(ENTERPRISE, "Custody Co.", SITE, "works", "Hebei",

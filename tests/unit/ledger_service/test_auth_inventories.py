@@ -15,12 +15,11 @@ import pytest
 
 from carbon_rules.inventory import period_from_label
 from ledger_service import registry
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.models import EnterpriseCreate, GatewayCreate
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, client, inventory_gateway, rules_app, submit_inventory
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
@@ -45,8 +44,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("auth-inventories")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     gw = inventory_gateway(
         tmp / "gw", app, api_key(ledger, Role.GATEWAY, [A]),
         Organisation(A, "Owner A", SITE, "mill", "Liaoning", f"{PREFIX}/gw.own-a", "mill"),

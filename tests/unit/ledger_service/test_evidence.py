@@ -35,7 +35,6 @@ from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._cli import app as cli
 from ledger_service._internal.chain_view_adapter import ClientChainView
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.evidence import export_evidence, write_evidence
 from ledger_service.ledger import Ledger
@@ -54,7 +53,7 @@ from ledger_service.verification.workflow import (
 )
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import Gateway, Organisation
-from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.evidence"
@@ -105,8 +104,7 @@ def _attest(ledger: Ledger, inventory_id: str) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("evidence")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     admin = api_key(ledger, Role.ADMIN)
     gw = inventory_gateway(
         tmp / "gw", app, admin,

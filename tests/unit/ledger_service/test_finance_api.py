@@ -44,7 +44,6 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service import registry
 from ledger_service._cli import app as cli
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.finance.config import load_finance_config
 from ledger_service.finance.eligibility import enterprise_inventories
@@ -54,7 +53,7 @@ from ledger_service.log_records import append_record, get_record, record_proof
 from ledger_service.models import DeviceCreate, DeviceKeyCreate, EnterpriseCreate
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import Gateway, Organisation
-from tests.worlds import api_key, client, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, client, inventory_gateway, rules_app, submit_inventory
 
 P = "86.1000.1"
 STEEL, CEMENT, LOAN, NOBENCH = (f"{P}/ent.{n}" for n in ("steel", "cement", "loan", "nobench"))
@@ -106,9 +105,7 @@ def _gateway(tmp: Path, app: Any, key: str, name: str, days: list[datetime],
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("finance")
-    ledger = rules_ledger(tmp, prefix=P)
-    (tmp / "ledger" / "finance.json").write_text(json.dumps(CONFIG))
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp, prefix=P, finance=CONFIG)
     admin = api_key(ledger, Role.ADMIN)
     jan5 = datetime(2026, 1, 5, tzinfo=UTC)
     gateways, totals = {}, {}

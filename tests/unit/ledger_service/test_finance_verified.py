@@ -8,7 +8,6 @@ either makes it unverified again, whatever else was attested."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbon_rules.inventory import period_from_label
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import append_record
 from ledger_service.verification.workflow import attested_inventories, attested_periods
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
 
 P = "86.1000.1"
 TWIN = f"{P}/ent.twin"
@@ -50,9 +48,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("verified")
-    ledger = rules_ledger(tmp, prefix=P)
-    (tmp / "ledger" / "finance.json").write_text(json.dumps(CONFIG))
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp, prefix=P, finance=CONFIG)
     admin = api_key(ledger, Role.ADMIN)
     gateways, ids = [], []
     for site in ("east", "west"):

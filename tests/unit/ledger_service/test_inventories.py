@@ -29,7 +29,6 @@ from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.inventory_verify import verify_inventory
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service._internal.chain_view_adapter import ClientChainView
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import list_records
@@ -37,7 +36,7 @@ from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import Gateway, Organisation
 from node_gateway.inventory import InventoryRefusedError, Rules
 from node_gateway.simulator import MeterKind
-from tests.worlds import api_key, inventory_gateway, rules_ledger
+from tests.worlds import api_key, inventory_gateway, rules_app
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.inv-test"
@@ -69,8 +68,7 @@ def _gateway(tmp: Path, app: Any, site: str, fleet: list[tuple[str, MeterKind]],
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("inventories")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     a = _gateway(tmp, app, "mill", [("elec-01", "electricity"), ("elec-02", "electricity"),
                                     ("heat-01", "heat"), ("gas-01", "gas")], "sm")
     b = _gateway(tmp, app, "yard", [("elec-01", "electricity")], "intl")

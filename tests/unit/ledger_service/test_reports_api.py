@@ -25,12 +25,11 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.quotas_client import QuotaRegistryClient
 from carbon_rules.reports import InventoryReport, proof_link, report_bytes, report_hash
 from ledger_service._cli import app as cli
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.reports import ReportProof
 from node_gateway.gateway import Gateway, Organisation
-from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
 
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.report-test"
@@ -53,8 +52,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("reports")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     key = api_key(ledger, Role.ADMIN)  # an admin's key: the tests call every route
     gw = inventory_gateway(
         tmp / "gw", app, key,

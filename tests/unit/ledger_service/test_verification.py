@@ -35,7 +35,6 @@ from carbon_protocol.suites import PrivateKey, PublicKey, hash_fn
 from carbon_rules.inventory import period_from_label
 from ledger_service import registry
 from ledger_service._cli import app as cli
-from ledger_service.api import create_app
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import record_proof
@@ -48,7 +47,7 @@ from ledger_service.verification.workflow import (
     open_verification,
 )
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, inventory_gateway, rules_ledger, submit_inventory
+from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
 from tests.worlds import served as serve
 
 with warnings.catch_warnings():
@@ -103,8 +102,7 @@ def _key(ledger: Ledger, role: Role, enterprises: tuple[str, ...] = (),
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("verification")
-    ledger = rules_ledger(tmp)
-    app = create_app(ledger)
+    ledger, app = rules_app(tmp)
     gw = inventory_gateway(
         tmp / "gw", app, _key(ledger, Role.ADMIN),
         Organisation(ENTERPRISE, "Verif Test Co.", SITE, "kiln", "Hebei", f"{PREFIX}/gw.kiln",
