@@ -20,14 +20,14 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.deployment import deploy
 from ledger_service.devchain import DEV_KEYS, DevNode, start_node
 from ledger_service.ledger import Ledger
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, inventory_gateway, submit_inventory
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(240)]
 PREFIX = "86.1000.1"
@@ -53,25 +53,18 @@ def test_export_in_its_own_process_and_verify_against_the_node(anvil: DevNode,
                                   anchor_private_key=DEV_KEYS[0]))
     app = create_app(ledger)
     day = (datetime.fromtimestamp(head, UTC) + timedelta(days=1)).date()
-    with ledger.engine.begin() as conn:
-        key = create_key(conn, KeyCreate(role=Role.GATEWAY, enterprises=[ENTERPRISE])).api_key
-    gw = Gateway(tmp_path / "gw", transport=HttpTransport.for_app(app, api_key=key),
-                 suite="intl")
+    gw = inventory_gateway(
+        tmp_path / "gw", app, api_key(ledger, Role.GATEWAY, [ENTERPRISE]),
+        Organisation(ENTERPRISE, "Anvil Evidence Co.", f"{PREFIX}/site.ev", "ev", "Liaoning",
+                     f"{PREFIX}/gw.ev", "ev"),
+        [(f"{PREFIX}/dev.ev.elec-01", "electricity")],
+        suite="intl", start=datetime(day.year, day.month, day.day, tzinfo=UTC), days=1, seed=0)
     try:
-        gw.ensure_organisation(Organisation(ENTERPRISE, "Anvil Evidence Co.",
-                                            f"{PREFIX}/site.ev", "ev", "Liaoning",
-                                            f"{PREFIX}/gw.ev", "ev"))
-        gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.ev.elec-01", "electricity",
-                                         f"{PREFIX}/site.ev"))
-        gw.simulate(datetime(day.year, day.month, day.day, tzinfo=UTC), 1)
-        gw.flush()
         assert [e.status for e in ledger.anchor_tick(force=True)] == ["final"]
-        gw_inventory.ensure_gateway_key(gw)
         registry = RuleRegistryClient.connect(anvil.url, dep.rule_registry_address,
                                               expected_chain_id=dep.chain_id)
-        rules = gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY, registry)
-        gw_inventory.submit(gw, gw_inventory.compute(
-            gw, period_from_label(day.isoformat()), rules).signed)
+        submit_inventory(gw, period_from_label(day.isoformat()),
+                         gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY, registry))
     finally:
         gw.close()
     assert [e.status for e in ledger.anchor_tick(force=True)] == ["final"]
