@@ -23,14 +23,14 @@ from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.registry_client import RuleRegistryClient
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.deployment import Deployment, deploy
 from ledger_service.devchain import DEV_KEYS, DevNode, start_node
 from ledger_service.ledger import Ledger
 from ledger_service.settings import Settings
 from node_gateway import inventory as gw_inventory
-from node_gateway.gateway import DeviceSpec, Gateway, Organisation
-from node_gateway.uploader import HttpTransport
+from node_gateway.gateway import Organisation
+from tests.worlds import api_key, inventory_gateway, submit_inventory
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(180)]
 PREFIX = "86.1000.1"
@@ -57,25 +57,17 @@ def test_devchain_rules_ledger_gateway_and_cli_verify(anvil: DevNode, tmp_path: 
     assert ledger.chain.rule_registry_address == dep.rule_registry_address
     app = create_app(ledger)
     day = (datetime.fromtimestamp(head, UTC) + timedelta(days=1)).date()
-    with ledger.engine.begin() as conn:  # the gateway's key, for its enterprise
-        key = create_key(conn, KeyCreate(role=Role.GATEWAY,
-                                         enterprises=[f"{PREFIX}/ent.anvil"])).api_key
-    gw = Gateway(tmp_path / "gw", transport=HttpTransport.for_app(app, api_key=key),
-                 suite="intl")
+    gw = inventory_gateway(  # with the gateway's key, for its enterprise
+        tmp_path / "gw", app, api_key(ledger, Role.GATEWAY, [f"{PREFIX}/ent.anvil"]),
+        Organisation(f"{PREFIX}/ent.anvil", "Anvil Co.", f"{PREFIX}/site.anvil", "anvil",
+                     "Liaoning", f"{PREFIX}/gw.anvil", "anvil"),
+        [(f"{PREFIX}/dev.anvil.elec-01", "electricity")],
+        suite="intl", start=datetime(day.year, day.month, day.day, tzinfo=UTC), days=1, seed=0)
     try:
-        gw.ensure_organisation(Organisation(f"{PREFIX}/ent.anvil", "Anvil Co.",
-                                            f"{PREFIX}/site.anvil", "anvil", "Liaoning",
-                                            f"{PREFIX}/gw.anvil", "anvil"))
-        device = f"{PREFIX}/dev.anvil.elec-01"
-        gw.provision(DeviceSpec.for_kind(device, "electricity", f"{PREFIX}/site.anvil"))
-        gw.simulate(datetime(day.year, day.month, day.day, tzinfo=UTC), 1)
-        gw.flush()
-        gw_inventory.ensure_gateway_key(gw)
         registry = RuleRegistryClient.connect(anvil.url, dep.rule_registry_address,
                                               expected_chain_id=dep.chain_id)
         rules = gw_inventory.fetch_rules(gw, DEFAULT_METHODOLOGY, registry)
-        run = gw_inventory.compute(gw, period_from_label(day.isoformat()), rules)
-        receipt = gw_inventory.submit(gw, run.signed)
+        run, receipt = submit_inventory(gw, period_from_label(day.isoformat()), rules)
     finally:
         gw.close()
     assert [e.status for e in ledger.anchor_tick(force=True)] == ["final"]
