@@ -21,7 +21,7 @@ from carbon_protocol.suites import PrivateKey
 from ledger_service import registry
 from ledger_service.api import create_app
 from ledger_service.api.deps import authorize
-from ledger_service.auth import KeyCreate, Policy, Role, access, create_key, revoke_key
+from ledger_service.auth import Policy, Role, access, revoke_key
 from ledger_service.auth.matrix import FRAMEWORK_PATHS, declared_routes, render_matrix
 from ledger_service.auth.roles import SCOPED_ROLES
 from ledger_service.models import (
@@ -31,6 +31,7 @@ from ledger_service.models import (
     GatewayCreate,
     SiteCreate,
 )
+from tests.worlds import api_key
 
 A = "86.1000.1/ent.test"  # the conftest enterprise and site
 A_SITE = "86.1000.1/site.test"
@@ -57,10 +58,7 @@ CALLERS = [Caller("admin", Role.ADMIN), Caller("regulator", Role.REGULATOR),
 
 
 def _key(led: Any, role: Role, enterprises: tuple[str, ...] = ()) -> str:
-    party = {Role.BANK: "86.1000.1/bank.test", Role.VERIFIER: "86.1000.1/vfr.test"}.get(role)
-    with led.engine.begin() as conn:
-        return create_key(conn, KeyCreate(role=role, enterprises=list(enterprises),
-                                          party=party)).api_key
+    return api_key(led, role, enterprises)  # a bank's or verifier's: of the test parties
 
 
 def _world(led: Any, owner: str, site: str, name: str) -> dict[str, str]:
