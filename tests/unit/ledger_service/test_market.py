@@ -38,7 +38,7 @@ from ledger_service._cli import app as cli
 from ledger_service._internal.chain_view_adapter import ClientChainView
 from ledger_service._internal.db import readings
 from ledger_service.api import create_app
-from ledger_service.auth import KeyCreate, Role, create_key
+from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.log_records import list_records, record_proof
 from ledger_service.market.contract import DataMarketClient
@@ -50,6 +50,7 @@ from ledger_service.models import (
     SiteCreate,
 )
 from ledger_service.settings import Settings
+from tests.worlds import api_key, client
 
 P = "86.1000.1"
 OWNER, BUYER, OTHER = f"{P}/ent.owner", f"{P}/ent.buyer", f"{P}/ent.other"
@@ -68,11 +69,9 @@ class World:
     state: dict[str, Any]
 
     def as_(self, role: Role, enterprise: str | None = None) -> TestClient:
-        with self.ledger.engine.begin() as conn:
-            key = create_key(conn, KeyCreate(
-                role=role, enterprises=[] if enterprise is None else [enterprise],
-                party=BANK_PARTY if role is Role.BANK else None)).api_key
-        return TestClient(self.app, headers={"Authorization": f"Bearer {key}"})
+        enterprises = [] if enterprise is None else [enterprise]
+        party = BANK_PARTY if role is Role.BANK else None
+        return client(self.app, api_key(self.ledger, role, enterprises, party))
 
     def market(self) -> DataMarketClient:
         assert self.ledger.data_market_address is not None
