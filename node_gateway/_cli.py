@@ -95,8 +95,9 @@ def _open(settings: GatewaySettings) -> Gateway:
 @app.command()
 def provision(
     meter: Annotated[list[str] | None, typer.Option(
-        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas, heat (repeatable; "
-                        "default: one meter of each kind)")] = None,
+        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas (line m3), "
+                        "gas_corrected (Nm3), heat (repeatable; "
+                        "default: one electricity, gas and heat meter)")] = None,
     ledger: LedgerOpt = None,
 ) -> None:
     """Register enterprise, site, gateway and meters with the ledger; create device keys."""
@@ -359,8 +360,10 @@ def mqtt_publish_sim(
         help="first moment (ISO, UTC); default GATEWAY_SIM_ORIGIN")] = None,
     seed: Annotated[int | None, typer.Option(help="default GATEWAY_SEED")] = None,
     meter: Annotated[list[str] | None, typer.Option(
-        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas, heat (repeatable; "
-                        "default: the provisioned meters, else one of each kind)")] = None,
+        "--meter", help="KIND=DEVICE_ID, KIND one of electricity, gas (line m3), "
+                        "gas_corrected (Nm3), heat (repeatable; "
+                        "default: the provisioned meters, else one electricity, gas "
+                        "and heat meter)")] = None,
     site: Annotated[str | None, typer.Option(
         help="site topic level (default GATEWAY_MQTT_SITE, else the site id's suffix)")]
     = None,

@@ -8,7 +8,11 @@ exactly these columns, in any order::
 * ``device``       an identifier such as ``86.1000.1/dev.meter-0001``;
 * ``measured_at``  end of the interval, ``YYYY-MM-DDTHH:MM:SSZ`` (UTC);
 * ``quantity``     one of the protocol quantities (``active_energy``, ``gas_volume``...);
-* ``unit``         a unit valid for the quantity (``kWh``, ``m3``, ``GJ``...);
+* ``unit``         a unit valid for the quantity (``kWh``, ``m3``, ``Nm3``, ``GJ``...);
+                   for ``gas_volume``, ``m3`` is the volume at line conditions (imported,
+                   but left out of inventories: it needs a pressure and temperature
+                   correction) and ``Nm3`` the volume a volume corrector reports at 0 °C
+                   and 101.325 kPa (accounted as natural gas combustion);
 * ``value``        the interval value as a decimal (``12.345``), never negative;
 * ``cumulative``   the register after the interval, or empty when not read;
 * ``quality``      ``measured``, ``estimated``, ``manual`` or ``substituted``.

@@ -75,7 +75,8 @@ class DeviceSpec:
     @classmethod
     def for_kind(cls, device_id: str, kind: MeterKind, site_id: str,
                  serial: str | None = None) -> DeviceSpec:
-        """A spec for a simulator meter kind (``electricity``, ``gas``, ``heat``)."""
+        """A spec for a simulator meter kind (``electricity``, ``gas`` in line m3,
+        ``gas_corrected`` in Nm3 behind a volume corrector, ``heat``)."""
         quantity, unit, _ = KIND_QUANTITY[kind]
         return cls(device_id, quantity, unit, serial or device_id.rpartition("/")[2], site_id)
 
@@ -100,7 +101,9 @@ class Organisation:
 
 
 def default_fleet(prefix: str, site_id: str) -> list[DeviceSpec]:
-    """Three demo meters: electricity, natural gas and district heat."""
+    """Three demo meters: electricity, natural gas and district heat. The gas meter is a
+    plain line meter (m3), which inventories leave out; provision ``gas_corrected``
+    meters (Nm3) to account natural gas."""
     return [
         DeviceSpec.for_kind(f"{prefix}/dev.elec-01", "electricity", site_id),
         DeviceSpec.for_kind(f"{prefix}/dev.gas-01", "gas", site_id),
@@ -311,7 +314,8 @@ class Gateway:
                 meters.append(MeterSpec(d.device, kind))
         if not meters:
             raise NotProvisionedError("no provisioned device can be simulated; provision "
-                                      "electricity (kWh), gas (m3) or heat (GJ) meters first")
+                                      "electricity (kWh), gas (m3 or Nm3) or heat (GJ) "
+                                      "meters first")
         return Simulator(meters, seed=seed, **({"origin": origin} if origin else {}))
 
     def simulate(self, start: datetime, days: float, *, seed: int = 0,

@@ -1,6 +1,6 @@
 """Realistic 15-minute meter profiles, deterministic from a seed.
 
-Three kinds of meter, each with a cumulative register that only grows:
+Four kinds of meter, each with a cumulative register that only grows:
 
 ``electricity``  active energy in kWh. A two-shift industrial load: a night base
                  load, a ramp at 06:00, full load 08:00-20:00 with a lunch dip on
@@ -8,8 +8,30 @@ Three kinds of meter, each with a cumulative register that only grows:
 ``gas``          natural gas in m3. Process gas during shifts plus space heating that
                  follows the heating-degree value ``max(0, 18 °C - outdoor)`` in the
                  heating season (15 November to 15 March, as in northern China).
+``gas_corrected`` the same natural gas line behind an electronic volume corrector
+                 (体积修正仪), which reports the volume converted to normal conditions, in
+                 Nm3: the ``gas`` profile times :data:`LINE_TO_NORMAL`.
 ``heat``         district heat in GJ. Proportional to heating degrees in the season,
                  with a small domestic-hot-water load all year.
+
+Why a corrected kind: a line meter counts m3 at the pressure and temperature in the pipe,
+and the same m3 holds about five times more gas at 0.4 MPa than at atmospheric pressure,
+so inventories refuse ``gas`` (m3) rather than guess a correction. Meters that bill or
+report industrial gas in China carry a PTZ volume corrector that measures line pressure
+and temperature and reports Nm3; ``gas_corrected`` is that meter, and inventories account
+its Nm3 as fuel combustion. The methodology's natural-gas factors
+(``carbon_rules/data/factors/cn-ndrc-fuels.json``: ``ncv.natural_gas`` 389.31 GJ per
+10^4 Nm3, from the NDRC 2015 enterprise GHG accounting guidelines) are per normal cubic
+metre, the "N" meaning the normal state of 0 °C (273.15 K) and 101.325 kPa, so the
+simulated corrector converts to that base. Chinese gas trade often quotes volumes at
+20 °C and 101.325 kPa instead (7.3 % more volume for the same gas): a corrector set to
+that base would overstate emissions by as much, which is worth checking on a real site.
+The simulated line runs at a fixed 0.4 MPa gauge and 15 °C, compressibility factor 0.99::
+
+    LINE_TO_NORMAL = (400 + 101.325) / 101.325 x 273.15 / 288.15 / 0.99 = 4.74 (used: 4.7)
+
+A real corrector measures P and T every interval; the fixed factor keeps the profile a
+pure function of the seed, and the exactness below holds for Nm3 as for every kind.
 
 Outdoor temperature is a seasonal sinusoid (coldest mid-January) plus a daily cycle
 (warmest at 15:00) plus a per-day weather anomaly, shared by all meters of a simulator.
@@ -21,7 +43,7 @@ origin regenerates the same measurements for any time range, which is what makes
 re-running a simulation after a crash a no-op in the outbox.
 
 Each interval value is rounded once to the meter's fixed resolution (0.001 kWh,
-0.001 m3, 0.0001 GJ) and from then on handled as an integer count of that resolution,
+0.001 m3 or Nm3, 0.0001 GJ) and from then on handled as an integer count of that resolution,
 so registers are exact sums: the register delta between two readings equals the sum
 of the interval values between them, to the last digit. On the wire values are
 fixed-point decimal strings made with :class:`decimal.Decimal`, never floats. About
@@ -43,6 +65,7 @@ from carbon_protocol.models import Quality, Quantity
 
 __all__ = [
     "INTERVAL",
+    "LINE_TO_NORMAL",
     "MeterKind",
     "MeterSpec",
     "Measurement",
@@ -56,11 +79,15 @@ SLOTS_PER_DAY = 96
 DEFAULT_ORIGIN = datetime(2025, 1, 1, tzinfo=UTC)
 ESTIMATED_RATE = 0.002
 
-MeterKind = Literal["electricity", "gas", "heat"]
+LINE_TO_NORMAL = 4.7
+"""Nm3 (0 °C, 101.325 kPa) per m3 of the simulated line (0.4 MPa gauge, 15 °C, Z 0.99)."""
+
+MeterKind = Literal["electricity", "gas", "gas_corrected", "heat"]
 
 KIND_QUANTITY: dict[str, tuple[Quantity, str, Decimal]] = {
     "electricity": ("active_energy", "kWh", Decimal("0.001")),
     "gas": ("gas_volume", "m3", Decimal("0.001")),
+    "gas_corrected": ("gas_volume", "Nm3", Decimal("0.001")),
     "heat": ("heat", "GJ", Decimal("0.0001")),
 }
 """Meter kind -> (quantity, unit, resolution of values and register)."""
@@ -167,9 +194,11 @@ class Simulator:
                 degrees = 0.0
                 if heating[nxt]:
                     degrees = max(0.0, 18.0 - self._temperature(day_number, doy, hour))
-                if meter.kind == "gas":
+                if meter.kind in ("gas", "gas_corrected"):
                     process = 0.0 if weekend[nxt] else (9.0 if 8 <= hour < 20 else 1.5)
-                    raw = (process + 0.9 * degrees) * noise  # m3 per 15 min
+                    raw = (process + 0.9 * degrees) * noise  # line m3 per 15 min
+                    if meter.kind == "gas_corrected":
+                        raw *= LINE_TO_NORMAL  # Nm3 per 15 min
                 else:  # heat, GJ: building UA of ~0.06 GJ/h/K plus domestic hot water
                     hot_water = 0.02 + (0.03 if 6 <= hour < 9 or 18 <= hour < 22 else 0.0)
                     raw = (0.015 * degrees + hot_water) * noise

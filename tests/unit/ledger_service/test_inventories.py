@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +323,52 @@ def test_a_revoked_gateway_key_signs_no_more_inventories(
         assert problem["code"] == "revoked_key" and problem["details"]["key_id"] == pub.key_id
     finally:
         shed.close()
+
+
+def test_corrected_gas_in_nm3_is_accounted_and_the_ledger_agrees(
+        world: World, tmp_path: Path) -> None:
+    """A gas meter behind a volume corrector (Nm3) gets a scope-1 fuel combustion line.
+
+    96 intervals of 10 Nm3 = 960 Nm3 = 0.096 x 10^4 Nm3; with the methodology's natural
+    gas factors, E = 0.096 x 389.31 GJ x 0.0153 tC/GJ x 0.99 x 44/12:
+    0.096 x 389.31 = 37.37376; x 0.0153 = 0.571818528; x 0.99 = 0.56610034272;
+    x 44 = 24.90841507968; / 12 = 2.07570125664 tCO2, exact. The ledger recomputes the
+    line and accepts it, and the RuleRegistry contract computes the same emissions."""
+    site = "boiler"
+    device = f"{PREFIX}/dev.{site}.gas-nm3-01"
+    gw = inventory_gateway(
+        tmp_path / "gw-boiler", world.app, api_key(world.ledger, Role.GATEWAY, [ENTERPRISE]),
+        Organisation(ENTERPRISE, "Inventory Test Co.", f"{PREFIX}/site.{site}", site,
+                     "Liaoning", f"{PREFIX}/gw.{site}", site),
+        [(device, "gas_corrected")], suite="sm", start=START, days=0, seed=0)
+    try:
+        rows = ["device,measured_at,quantity,unit,value,cumulative,quality"]
+        for n in range(1, 97):
+            at = START + timedelta(minutes=15 * n)
+            rows.append(f"{device},{at:%Y-%m-%dT%H:%M:%SZ},gas_volume,Nm3,10.000,"
+                        f"{5000 + 10 * n}.000,measured")
+        csv_path = tmp_path / "corrector.csv"
+        csv_path.write_text("\n".join(rows) + "\n")
+        assert gw.import_csv(csv_path).recorded == 96
+        gw.flush()
+        run = gw_inventory.compute(gw, DAY, world.rules)
+        assert run.skipped == {}
+        (line,) = run.signed.inventory.lines
+        assert (line.source, line.scope) == ("fuel_combustion", 1)
+        activity = line.activity
+        assert (Decimal(activity.metered), activity.metered_unit) == (Decimal(960), "Nm3")
+        assert (Decimal(activity.value), activity.unit) == (Decimal("0.096"), "10^4Nm3")
+        assert [f.id for f in line.factors] == [
+            "ncv.natural_gas", "cc.natural_gas", "of.natural_gas"]
+        assert Decimal(line.emissions) == Decimal("2.07570125664")
+        totals = run.signed.inventory.totals
+        assert Decimal(totals.scope1) == Decimal(line.emissions) and Decimal(totals.scope2) == 0
+        receipt = gw_inventory.submit(gw, run.signed)
+        assert Decimal(receipt["total"]) == Decimal("2.07570125664")
+        world.ledger.anchor_tick(force=True)
+        proof = world.ledger.inventory_proof(receipt["inventory_id"], with_readings=True)
+        report = verify_inventory(proof, world.ledger.rules(),
+                                  chain=ClientChainView(world.ledger.chain))
+        assert report.readings == 96 and report.on_chain == {line.line: line.emissions}
+    finally:
+        gw.close()

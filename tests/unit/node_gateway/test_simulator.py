@@ -12,10 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carbon_protocol.models import QUANTITY_UNITS
-from node_gateway.simulator import INTERVAL, Measurement, MeterSpec, Simulator
+from node_gateway.gateway import DeviceSpec
+from node_gateway.simulator import (
+    INTERVAL,
+    KIND_QUANTITY,
+    LINE_TO_NORMAL,
+    Measurement,
+    MeterSpec,
+    Simulator,
+    kind_of,
+)
 
 METERS = [MeterSpec("86.1000.1/dev.e", "electricity"), MeterSpec("86.1000.1/dev.g", "gas"),
-          MeterSpec("86.1000.1/dev.h", "heat")]
+          MeterSpec("86.1000.1/dev.h", "heat"), MeterSpec("86.1000.1/dev.n", "gas_corrected")]
 JAN6 = datetime(2025, 1, 6, tzinfo=UTC)  # Monday
 JUL7 = datetime(2025, 7, 7, tzinfo=UTC)  # Monday
 WIRE_DECIMAL = re.compile(r"^(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,12})?$")
@@ -36,7 +45,7 @@ def test_same_seed_same_measurements_different_seed_different() -> None:
     c = list(Simulator(METERS, seed=8).days(JAN6, 2))
     assert a == b
     assert [m.value for m in a] != [m.value for m in c]
-    assert len(a) == 2 * 96 * 3
+    assert len(a) == 2 * 96 * 4
 
 
 def test_a_restarted_simulator_regenerates_the_overlap() -> None:
@@ -142,3 +151,39 @@ def test_scale_multiplies_consumption() -> None:
                .days(JAN6, 1))
     ratio = sum(Decimal(m.value) for m in big) / sum(Decimal(m.value) for m in small)
     assert Decimal("9.9") < ratio < Decimal("10.1")
+
+
+def test_corrected_gas_is_the_line_volume_at_normal_conditions_in_nm3() -> None:
+    """A ``gas_corrected`` meter reports Nm3 at 0.001 resolution: the same line as a raw
+    ``gas`` meter of the same identifier (same noise), times the fixed P/T factor, each
+    interval rounded once, and its register is the exact sum of its values."""
+    device = "86.1000.1/dev.line-01"
+    raw = list(Simulator([MeterSpec(device, "gas")], seed=6).days(JAN6, 2))
+    nm3 = list(Simulator([MeterSpec(device, "gas_corrected")], seed=6).days(JAN6, 2))
+    assert len(raw) == len(nm3) == 2 * 96
+    assert {(m.quantity, m.unit) for m in raw} == {("gas_volume", "m3")}
+    assert {(m.quantity, m.unit) for m in nm3} == {("gas_volume", "Nm3")}
+    factor = Decimal(str(LINE_TO_NORMAL))
+    half = Decimal("0.0005")
+    for r, n in zip(raw, nm3, strict=True):
+        assert r.measured_at == n.measured_at and r.quality == n.quality
+        assert len(n.value.split(".")[1]) == 3
+        # raw value is line x within half a unit; Nm3 is line x factor within half a unit
+        assert abs(Decimal(n.value) - factor * Decimal(r.value)) <= half + factor * half
+    assert sum(Decimal(m.value) for m in nm3) > 4 * sum(Decimal(m.value) for m in raw)
+    registers = [(k, Decimal(m.cumulative)) for k, m in enumerate(nm3) if m.cumulative]
+    for (i, a), (j, b) in zip(registers, registers[1:], strict=False):
+        assert b - a == sum(Decimal(m.value) for m in nm3[i + 1:j + 1])
+
+
+def test_kinds_map_to_protocol_quantities_and_back() -> None:
+    """Both gas kinds measure ``gas_volume``; the unit tells them apart, and a gateway
+    provisions each with the quantity and unit its readings carry."""
+    assert KIND_QUANTITY["gas_corrected"] == ("gas_volume", "Nm3", Decimal("0.001"))
+    assert kind_of("gas_volume", "Nm3") == "gas_corrected"
+    assert kind_of("gas_volume", "m3") == "gas"
+    assert kind_of("gas_volume", "L") is None
+    for kind, (quantity, unit, _) in KIND_QUANTITY.items():
+        assert unit in QUANTITY_UNITS[quantity]
+        spec = DeviceSpec.for_kind("86.1000.1/dev.x-01", kind, "86.1000.1/site.s")  # type: ignore[arg-type]
+        assert (spec.quantity, spec.unit, spec.serial) == (quantity, unit, "dev.x-01")
