@@ -1,23 +1,25 @@
 """``carbon-ledger demo``: the whole trust chain on the embedded default, in one process.
 
 An enterprise with three sites, one gateway each (two on the national ``sm`` suite, one
-on ``intl``), 24 meters; a month of 15-minute readings signed at the gateways, kept in
-their durable outboxes and delivered over the ledger's real HTTP API (in-process ASGI);
-tree heads anchored on the in-process EVM; each gateway's monthly inventory computed
-with the rule version the chain's RuleRegistry has in force, signed, recomputed and
-logged by the ledger, anchored, and one verified from its proven readings and the
-contract; the regulator's annual quota issued on the ledger's ``QuotaRegistry``, the
-month's report (GB/T 32151 / ISO 14064-1 JSON and PDF with charts and a QR code of its
-proof link) built from the anchored inventories with the month reconciled against the
-quota, its bytes appended to the log, anchored and proven. Then the parties who read
-it (:mod:`.demo_parties`), each through the HTTP API with a key of its own role: a
-verifier samples every inventory by a block hash and signs attestations, the regulator
-views every enterprise, a bank grades the period and checks its signed financing code
-offline, a buyer buys a week of one meter (delivered encrypted with its proofs) until
-the owner revokes, and the regulator's evidence bundle for the period is checked end to
-end and caught with one digit changed. Last, one proof bundle exported and verified step
-by step, including the on-chain look-up; then one byte of a stored reading changed and
-the same verification shown failing at the step that catches it.
+on ``intl``), 24 meters of electricity, district heat and natural gas (gas behind volume
+correctors, in Nm3, is inventoried as scope 1 combustion; the heat plant's one line meter
+in m3 at line conditions is left out, and the report says so); a month of 15-minute
+readings signed at the gateways, kept in their durable outboxes and delivered over the
+ledger's real HTTP API (in-process ASGI); tree heads anchored on the in-process EVM; each
+gateway's monthly inventory computed with the rule version the chain's RuleRegistry has
+in force, signed, recomputed and logged by the ledger, anchored, and one verified from
+its proven readings and the contract; the regulator's annual quota issued on the ledger's
+``QuotaRegistry``, the month's report (GB/T 32151 / ISO 14064-1 JSON and PDF with charts
+and a QR code of its proof link) built from the anchored inventories with the month
+reconciled against the quota, its bytes appended to the log, anchored and proven. Then
+the parties who read it (:mod:`.demo_parties`), each through the HTTP API with a key of
+its own role: a verifier samples every inventory by a block hash and signs attestations,
+the regulator views every enterprise, a bank grades the period and checks its signed
+financing code offline, a buyer buys a week of one meter (delivered encrypted with its
+proofs) until the owner revokes, and the regulator's evidence bundle for the period is
+checked end to end and caught with one digit changed. Last, one proof bundle exported and
+verified step by step, including the on-chain look-up; then one byte of a stored reading
+changed and the same verification shown failing at the step that catches it.
 
 The month is January: a reconciliation runs over the compliance year's months from
 January, and the demo has only the one month it simulates.
@@ -70,7 +72,13 @@ QUOTA = "9000"
 """The demo enterprise's annual quota (tCO2e), issued by the regulator on chain."""
 OUTPUT_TONNES_PER_DAY = 25
 """Crude steel the demo enterprise declares per day, for its carbon intensity."""
-FLEET = (("electricity", 4), ("gas", 2), ("heat", 2))
+MILL_FLEET = (("electricity", 4), ("gas_corrected", 2), ("heat", 2))
+FLEETS = {"north-mill": MILL_FLEET, "south-mill": MILL_FLEET,
+          "heat-plant": (("electricity", 4), ("gas_corrected", 1), ("gas", 1), ("heat", 2))}
+"""Meters per site (8 each, 24 in all). The mills' gas meters have volume correctors and
+report Nm3, which inventories account as natural gas combustion (scope 1); the heat
+plant keeps one plain line meter in m3 (a canteen line without a corrector), which its
+inventory leaves out rather than guess a pressure and temperature correction."""
 
 
 @dataclass
@@ -151,15 +159,16 @@ def run_demo(data_dir: Path, *, days: int = 31, console: Console | None = None,
         gw.ensure_organisation(Organisation(
             ENTERPRISE, "Liaoning Demo Steel Co.", site_id, site, "Liaoning",
             f"{PREFIX}/gw.{site}", f"gateway {site}"))
-        for kind, count in FLEET:
+        for kind, count in FLEETS[site]:
             for n in range(1, count + 1):
-                gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.{site}.{kind}-{n:02d}",
+                label = kind.replace("_", "-")  # identifiers have no underscores
+                gw.provision(DeviceSpec.for_kind(f"{PREFIX}/dev.{site}.{label}-{n:02d}",
                                                  kind, site_id))  # type: ignore[arg-type]
                 summary.meters += 1
         gateways.append(gw)
         summary.sites += 1
         console.print(f"  site {site_id}: gateway {PREFIX}/gw.{site} ({suite} suite), "
-                      f"{sum(c for _, c in FLEET)} meters")
+                      f"{sum(c for _, c in FLEETS[site])} meters")
 
     console.rule(f"[bold]2. gateways sign {days} days of 15-minute readings into their outboxes")
     with _progress(console) as bar:
@@ -288,8 +297,11 @@ def _inventory_step(console: Console, ledger: Ledger, app: Any, data_dir: Path,
         console.print(f"  {gw.gateway_id}: {len(inv.lines)} sources, "
                       f"{inv.quality.readings:,} readings, scope 1 {inv.totals.scope1} / "
                       f"scope 2 {inv.totals.scope2} = [bold]{inv.totals.total} tCO2e[/] "
-                      f"({inv.rule.methodology_id} v{inv.rule.version}; "
-                      f"{len(run.skipped)} gas meters in m3 left out: no Nm3 correction)")
+                      f"({inv.rule.methodology_id} v{inv.rule.version})")
+        for device, why in sorted(run.skipped.items()):
+            # e.g. the heat plant's line meter in m3: no emission source without a
+            # pressure and temperature correction to Nm3 (corrected meters are lines)
+            console.print(f"    left out: {device}: {why.split(';')[0]}", highlight=False)
         console.print(f"    accepted as {receipt['inventory_id']} at leaf "
                       f"{receipt['leaf_index']:,}")
     ledger.anchor_tick(force=True)
@@ -344,7 +356,8 @@ def _report_step(console: Console, ledger: Ledger, data_dir: Path, period: Perio
         boundary=Boundary(sites=[SiteInfo(id=f"{PREFIX}/site.{site}", name=site)
                                  for site, _ in SITES],
                           exclusions=["scope 3 not reported",
-                                      "gas meters in m3: no Nm3 correction available"]),
+                                      "gas metered in m3 at line conditions (no volume "
+                                      "corrector to Nm3): not inventoried"]),
         period=period, inventory_ids=inventory_ids,
         quota=reports.QuotaRequest(year=year) if monthly else None,
         prepared_by="demo energy office", proof_base="http://127.0.0.1:8000/v1/reports"))[1]

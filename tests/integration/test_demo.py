@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from carbon_protocol import merkle
+from carbon_protocol.inventory import InventoryProof
 from carbon_protocol.suites import hash_fn
 from carbon_protocol.verify import STEPS
 from carbon_rules.reports import proof_link, report_bytes, report_hash
@@ -34,6 +36,34 @@ def test_demo_runs_the_whole_trust_chain(demo: tuple[Path, DemoSummary]) -> None
     assert summary.verified_steps == list(STEPS)
     assert summary.tamper_step == "2. reading signature"
     assert summary.bundle_path is not None and summary.bundle_path.exists()
+
+
+def test_demo_inventories_account_corrected_gas_and_leave_line_m3_out(
+        demo: tuple[Path, DemoSummary]) -> None:
+    """The mills' gas meters (volume correctors, Nm3) are scope-1 fuel combustion lines,
+    one per meter: 2 + 2 + 1; the heat plant's one line meter in m3 has no line, and the
+    report's boundary says that such meters are not inventoried."""
+    demo_dir, summary = demo
+    report = json.loads((demo_dir / "report.json").read_text())
+    sources = report["emissions"]["by_source"]
+    assert len(sources) == 8 + 8 + 7  # every meter a line but the heat plant's m3 one
+    fuel = [s for s in sources if s["source"] == "fuel_combustion"]
+    assert len(fuel) == 5 and {s["scope"] for s in fuel} == {1}
+    assert all(Decimal(s["emissions"]) > 0 for s in fuel)
+    scopes = report["emissions"]["by_scope"]
+    assert Decimal(scopes["scope1"]) == sum(Decimal(s["emissions"]) for s in fuel) > 0
+    assert Decimal(scopes["scope2"]) > 0 and scopes["total"] == summary.total_emissions
+    assert any("m3 at line conditions" in e for e in report["boundary"]["exclusions"])
+    # The heat plant's inventory, proven and verified in the demo: its corrected meter is
+    # a combustion line in 10^4 Nm3, its line meter in m3 is in no line.
+    proof = InventoryProof.model_validate_json(
+        (demo_dir / "inventory-proof.json").read_bytes())
+    lines = proof.signed_inventory.inventory.lines
+    devices = {line.readings.device.rsplit("/", 1)[1]: line for line in lines}
+    gas = devices["dev.heat-plant.gas-corrected-01"]
+    assert (gas.source, gas.scope, gas.activity.unit) == ("fuel_combustion", 1, "10^4Nm3")
+    assert gas.activity.metered_unit == "Nm3" and gas.readings.count == 96
+    assert "dev.heat-plant.gas-01" not in devices and len(lines) == 7
 
 
 def test_demo_parties_verify_grade_trade_and_prove(demo: tuple[Path, DemoSummary]) -> None:
