@@ -68,9 +68,9 @@ __all__ = ["DemoSummary", "run_demo"]
 PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.liaoning-steel"
 SITES = (("north-mill", "sm"), ("south-mill", "sm"), ("heat-plant", "intl"))
-QUOTA = "9000"
+QUOTA = "48000"
 """The demo enterprise's annual quota (tCO2e), issued by the regulator on chain."""
-OUTPUT_TONNES_PER_DAY = 25
+OUTPUT_TONNES_PER_DAY = 80
 """Crude steel the demo enterprise declares per day, for its carbon intensity."""
 MILL_FLEET = (("electricity", 4), ("gas_corrected", 2), ("heat", 2))
 FLEETS = {"north-mill": MILL_FLEET, "south-mill": MILL_FLEET,
