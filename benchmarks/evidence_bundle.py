@@ -22,13 +22,11 @@ set-up and is not measured.
 Run: ``python -m benchmarks.evidence_bundle [DAYS]`` (default 31), or
 ``python -m benchmarks.run --only evidence`` (``--quick``: 2 days); JSON lines on stdout.
 
-Measured on this 2-core machine (2026-11-24), the 31-day demo month: 53,568 readings in
-the bundle (the 18 meters the inventories used; the demo's 6 gas meters were then all in
-m3 and left out), 3 inventories, 1 report, 18 anchored heads, 8,929 leaf-set proof
-hashes; export 2.1 s, 32.3 MB of JSON (6.9 MB gzipped), parse 2.0 s, verify 11.8 s (two
-thirds of the signatures SM2), peak RSS 631 MiB. Not yet re-measured since 5 of those
-gas meters got volume correctors (Nm3, inventoried): 23 meters, 68,448 readings, so
-expect roughly 28 % more of everything.
+Measured on this 2-core machine (2026-11-24), the 31-day demo month: 68,448 readings in
+the bundle (the 23 meters the inventories use; the heat plant's one raw m3 gas meter is
+left out), 3 inventories, 1 report, 17 log records, 25 anchored heads, 2,977 leaf-set
+proof hashes; export 2.4 s, 40.9 MB of JSON (8.5 MB gzipped), parse 2.9 s, verify 15.2 s
+(two thirds of the signatures SM2), peak RSS 911 MiB.
 """
 
 from __future__ import annotations
