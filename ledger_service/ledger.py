@@ -240,6 +240,11 @@ class Ledger:
                 prefix=self.settings.prefix, now=now,
             )
             conn.rollback()
+        if errors:
+            from .rejections import record_rejections
+
+            with self.engine.begin() as conn:
+                record_rejections(conn, batch, errors, now=now)
         outcomes: dict[int, Outcome] = dict(errors)
         if verified:
             stored = self._group_commit.submit(verified, now)

@@ -124,6 +124,16 @@ readings = Table(
 )
 Index("ix_readings_device_measured", readings.c.device_id, readings.c.measured_at)
 
+rejected_readings = Table(
+    "rejected_readings",
+    metadata,
+    Column("device_id", String(200), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("measured_at", String(20), nullable=False),
+    Column("received_at", String(20), nullable=False),
+)
+
 merkle_nodes = Table(
     "merkle_nodes",
     metadata,

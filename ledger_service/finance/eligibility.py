@@ -13,9 +13,8 @@ one, as long as more than half its validity remains: a bank that polls does not 
 the log, and never receives a code about to expire. Anything that changes the verdict
 (a new inventory, a bill, an attestation, another configuration) gives a new code.
 
-Signature and key failures are **not counted** (``signature_failures`` is 0): the
-ledger refuses such readings with an error and stores nothing, and counting them would
-need a table of its own (a migration). The response says so in ``notes``.
+Signature and key failures are the readings of the enterprise's devices the ledger
+refused for their signature or key, each once (:mod:`ledger_service.rejections`).
 """
 
 from __future__ import annotations
@@ -63,8 +62,6 @@ __all__ = ["CODE_KIND", "UsedInventory", "Eligibility", "eligibility", "enterpri
            "uncovered_gateways"]
 
 CODE_KIND: Final = "financing_code"
-NOT_COUNTED: Final = ("signature_failures is 0: the ledger refuses readings with a bad "
-                      "signature or key and does not store them, so it cannot count them")
 
 
 class UsedInventory(BaseModel):
@@ -106,7 +103,6 @@ class Eligibility(BaseModel):
     """The ``financing_code`` record holding the code."""
     code_created: bool
     """``False`` when an equal code issued earlier (still valid) was returned."""
-    notes: list[str]
 
 
 def enterprise_inventories(ledger: Ledger, enterprise: str, span: Period) -> list[UsedInventory]:
@@ -237,7 +233,7 @@ def eligibility(ledger: Ledger, enterprise: str, label: str, *,
                                cfg.timezone)
     attested = [i.period for i in used if i.id in attested_ids]
     bills = current_bills(ledger, enterprise, label)
-    facts, series = gather_integrity_facts(ledger, enterprise, span, signature_failures=0,
+    facts, series = gather_integrity_facts(ledger, enterprise, span,
                                            bills=[b for _, b in bills],
                                            attested_months=verified, tz=cfg.zone)
     integrity = evaluate_integrity(facts, series, cfg.finance.integrity)
@@ -254,6 +250,5 @@ def eligibility(ledger: Ledger, enterprise: str, label: str, *,
         enterprise=enterprise, period=span, grade=grade, integrity=integrity, facts=facts,
         emissions=wire_decimal(emissions), inventories=used, output=output,
         bills=[r for r, _ in bills], attested=attested, financing_code=signed,
-        qr_payload=encode_qr_payload(signed), code_record=record, code_created=created,
-        notes=[NOT_COUNTED])
+        qr_payload=encode_qr_payload(signed), code_record=record, code_created=created)
 

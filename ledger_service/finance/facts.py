@@ -2,11 +2,11 @@
 
 What the ledger records today, this reads: the accepted readings of every device of
 every site of the enterprise whose interval ends in the period ``(start, end]`` (the
-inventory rule), their sequence numbers and values. The rest the caller passes in,
-explicitly, because it comes from elsewhere (:mod:`.eligibility` gathers it):
+inventory rule), their sequence numbers and values, and the readings of those devices
+refused for their signature or key (:mod:`ledger_service.rejections`). The rest the
+caller passes in, explicitly, because it comes from elsewhere (:mod:`.eligibility`
+gathers it):
 
-* ``signature_failures``: rejected readings are answered with an error, not stored, so
-  the ledger cannot count them;
 * ``bills``: supplier bills, declared as ``supplier_bill`` log records (:mod:`.inputs`);
 * ``attested_months``: months every graded inventory of which a verifier attested
   (:func:`.inputs.verified_months`).
@@ -35,6 +35,7 @@ from carbon_protocol.models import parse_utc
 
 from .._internal.db import devices, readings, sites
 from ..errors import InvalidInputError
+from ..rejections import signature_failures as count_signature_failures
 from .integrity import BillCheck, IntegrityFacts
 
 if TYPE_CHECKING:
@@ -76,17 +77,18 @@ def gather_integrity_facts(
     enterprise: str,
     period: Period,
     *,
-    signature_failures: int,
+    signature_failures: int | None = None,
     bills: Sequence[Bill] = (),
     attested_months: Collection[str] = (),
     tz: tzinfo = CHINA_STANDARD_TIME,
 ) -> tuple[IntegrityFacts, DeviceSeries]:
     """The facts :func:`.integrity.evaluate_integrity` takes, and the series for jumps.
 
-    Raises :class:`InvalidInputError` for a bill of a device that is not the
+    ``signature_failures`` overrides the count of refused readings the ledger kept
+    (``None``: count them). Raises :class:`InvalidInputError` for a bill of a device that is not the
     enterprise's or in a unit its readings in the period do not use.
     """
-    if signature_failures < 0:
+    if signature_failures is not None and signature_failures < 0:
         raise InvalidInputError(f"signature_failures must be >= 0, got {signature_failures}")
     query = (
         select(readings.c.device_id, readings.c.seq, readings.c.leaf_data)
@@ -112,6 +114,8 @@ def gather_integrity_facts(
             units.setdefault(row.device_id, set()).add(reading["unit"])
             key = (row.device_id, reading["unit"])
             totals[key] = totals.get(key, Decimal(0)) + value
+        if signature_failures is None:
+            signature_failures = count_signature_failures(conn, enterprise, period)
     missing = sum(s[-1] - s[0] + 1 - len(set(s)) for s in seqs.values())
     checks = []
     for bill in bills:

@@ -96,6 +96,39 @@ def test_quarter_without_attestations(populated: tuple[Any, Any, Any, str]) -> N
     assert facts.signature_failures == 3 and facts.bills == []
 
 
+def test_refused_signatures_and_keys_are_counted_once_each(
+        populated: tuple[Any, Any, Any, str]) -> None:
+    """Refused readings are kept out of the log but counted: a bad signature and a wrong
+    domain of this enterprise's meters count (a resend once), a replay and another
+    enterprise's meter do not, nor a refusal measured outside the period."""
+    from carbon_protocol.models import Domain, SignedReading
+
+    ledger, a, b, other_dev = populated
+    size = ledger.tree_size()
+    good = a.signed(seq=20, measured_at=_at(20), value="10")
+    forged = SignedReading(reading=good.reading.model_copy(update={"value": "1"}),
+                           signature=good.signature)  # the signature no longer verifies
+    elsewhere = b.signed(seq=20, measured_at=_at(20), domain=Domain(
+        chain_id=999, contract="0x" + "11" * 20, log_id="86.1000.1/log.other"))
+    replay = a.signed(seq=1, measured_at=_at(1), value="11")  # seq 1 is stored already
+    november = a.signed(seq=21, measured_at="2026-11-02T00:00:00Z", value="10")
+    late_forgery = SignedReading(reading=november.reading.model_copy(update={"value": "2"}),
+                                 signature=november.signature)
+    for _ in range(3):  # a gateway retrying: the same refusals, counted once
+        result = ledger.ingest([forged, elsewhere, replay, late_forgery])
+        assert result.rejected == 4 and result.accepted == 0
+    assert [i.error.code for i in result.items if i.error] == [
+        "bad_signature", "wrong_domain", "replayed_sequence", "bad_signature"]
+    assert ledger.tree_size() == size  # nothing refused reached the log
+    facts, _ = gather_integrity_facts(ledger, ENTERPRISE, OCT)
+    assert facts.signature_failures == 2
+    other, _ = gather_integrity_facts(ledger, "86.1000.1/ent.other", OCT)
+    assert other.signature_failures == 0
+    assert evaluate_integrity(facts, {}).fired[0].rule == "signature_failures"
+    explicit, _ = gather_integrity_facts(ledger, ENTERPRISE, OCT, signature_failures=0)
+    assert explicit.signature_failures == 0  # an override still wins
+
+
 def test_bills_for_foreign_devices_or_other_units_are_refused(
         populated: tuple[Any, Any, Any, str]) -> None:
     ledger, a, _, other_dev = populated
