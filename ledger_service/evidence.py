@@ -66,11 +66,12 @@ from ._internal.db import (
     readings,
     reports,
 )
-from .errors import InvalidInputError, NotFoundError
+from .errors import InvalidInputError, LedgerError, NotFoundError
 from .ledger import Ledger
 from .registry import device_key_info
 
-__all__ = ["PERIOD_PATTERN", "export_evidence", "parse_period", "write_evidence"]
+__all__ = ["PERIOD_PATTERN", "EvidenceTooLargeError", "export_evidence", "parse_period",
+           "write_evidence"]
 
 _CHUNK = 500
 """Leaf indices per ``IN (...)`` query (SQLite allows 999 parameters by default)."""
@@ -240,6 +241,13 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
             gateway_keys.c.key_id.in_({s.inventory.key_id for s in signed}))).mappings()}
         indices = sorted({i for s in signed for line in s.inventory.lines
                           for i in line.readings.leaf_indices()})
+        limit = ledger.settings.max_evidence_readings
+        if len(indices) > limit:
+            raise EvidenceTooLargeError(
+                f"the evidence of {enterprise_id} for {span.label} holds {len(indices):,} "
+                f"readings, more than the {limit:,} one bundle may carry "
+                "(LEDGER_MAX_EVIDENCE_READINGS): export shorter periods",
+                readings=len(indices), limit=limit)
         data = _reading_data(conn, indices)
         missing = [i for i in indices if i not in data]
         if missing:  # the ledger checked them on receipt: this is a damaged store
@@ -303,3 +311,10 @@ def write_evidence(bundle: EvidenceBundle, path: Path) -> int:
         data = gzip.compress(data, compresslevel=6, mtime=0)
     path.write_bytes(data)
     return len(data)
+
+
+class EvidenceTooLargeError(LedgerError):
+    """The bundle asked for would carry more readings than the service builds at once."""
+
+    code = "evidence_too_large"
+    http_status = 413

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_batch: int = Field(default=2_000, ge=1)
+    max_evidence_readings: int = Field(default=250_000, ge=1)
+    """The most readings one evidence bundle may carry. A bundle is built in memory: the
+    demo's month (68,448 readings) peaks at 911 MiB and writes 41 MB of JSON, so the
+    default (about 3.3 GiB) keeps one export from starving the service; a larger
+    enterprise exports shorter periods."""
 
     resolver: Literal["none", "embedded", "remote"] = "none"
     """Register identifiers automatically (:mod:`ledger_service.identifiers_sync`): in a

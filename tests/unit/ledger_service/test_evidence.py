@@ -421,6 +421,17 @@ def test_route_admits_regulator_bank_and_owner_only(world: World) -> None:
             assert get(refused).status_code == 403
         bad = get(key(Role.REGULATOR), f"/v1/evidence/{ENTERPRISE}?period=2026-13-99")
         assert bad.status_code == 422
+        # A bundle larger than the service builds at once is refused, saying how large.
+        settings = world.ledger.settings
+        readings = len(parsed.readings.indices)
+        world.ledger.settings = settings.model_copy(
+            update={"max_evidence_readings": readings - 1})
+        try:
+            big = get(key(Role.REGULATOR))
+        finally:
+            world.ledger.settings = settings
+        assert big.status_code == 413 and big.json()["code"] == "evidence_too_large"
+        assert big.json()["details"] == {"readings": readings, "limit": readings - 1}
 
 
 def test_attestation_without_its_verifier_key_fails_at_record_formats(world: World) -> None:
