@@ -22,9 +22,10 @@ from typing import Any
 
 from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 from web3.types import Wei
 
+from .embedded_chain import embedded_web3
 from .errors import InvalidRuleError
 from .factors import default_draft
 from .fixed_point import parse, to_decimal
@@ -85,7 +86,7 @@ def embedded_rules_chain(association_key: str | bytes,
     genesis = effective_from - 2 * 86_400
     params = PyEVMBackend.generate_genesis_params(overrides={"timestamp": genesis})
     backend = PyEVMBackend(genesis_parameters=params)
-    w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+    w3 = embedded_web3(EthereumTester(backend))
     account = Account.from_key(association_key)
     _next_block_at(backend, genesis + 60)
     tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": account.address,

@@ -21,10 +21,11 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3 import HTTPProvider, Web3
 from web3.types import Wei
 
 from ._internal.evm import Contract, ContractClient, Receipt, account_from_key, load_artifact
+from .embedded_chain import embedded_web3
 from .errors import ContractRuleError, QuotaRefusedError, QuotaUnauthorizedError, RegistryError
 from .fixed_point import Fixed, checked
 
@@ -89,7 +90,7 @@ class QuotaRegistryClient(ContractClient):
 
         key: str | bytes = Account.create().key if private_key is None else private_key
         account = account_from_key(key)
-        w3 = Web3(EthereumTesterProvider()) if w3 is None else w3
+        w3 = embedded_web3() if w3 is None else w3
         if w3.eth.get_balance(account.address) == 0:
             funder = w3.eth.accounts[0]
             tx = w3.eth.send_transaction(

@@ -41,6 +41,7 @@ signing to final.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +96,11 @@ class Anchorer:
         self.check_interval = 30.0
         """Seconds between deployment checks while there is nothing to send or track."""
         self._last_check = float("-inf")
+        # One sender at a time in this process: the anchor loop and request threads
+        # (opening a verification anchors) would otherwise broadcast the same stored
+        # transaction twice, and a node that refuses the second copy ("already
+        # mining", "underpriced") would get the anchor marked failed while it is mined.
+        self._sending = threading.Lock()
 
     # -- the chain ------------------------------------------------------------------
     def check_chain(self) -> None:
@@ -186,6 +192,10 @@ class Anchorer:
         :class:`ChainUnavailableError` (the rest waits for the next round) and
         :class:`ChainMismatchError` (nothing is sent to a chain that is not ours).
         """
+        with self._sending:
+            return self._send_pending()
+
+    def _send_pending(self) -> int:
         with self.engine.begin() as conn:
             rows = conn.execute(
                 select(anchors.c.id, anchors.c.raw_tx, anchors.c.tx_hash, anchors.c.attempts,
@@ -265,7 +275,17 @@ class Anchorer:
             "block_hash": receipt.block_hash.lower(), "block_timestamp": timestamp,
             "gas_used": receipt.gas_used}
         if head - receipt.block_number + 1 >= self.confirmations:
-            on_chain = self.chain.anchor_of(self.log_key, int(row["tree_size"]))
+            try:
+                on_chain = self.chain.anchor_of(self.log_key, int(row["tree_size"]))
+            except (ChainUnavailableError, ChainMismatchError):
+                raise
+            except AnchorError as exc:
+                # A read the node refused for now (a pruning node asked for state it
+                # dropped as the next block was mined under another thread's request):
+                # mined stays mined, and the next round asks again.
+                log.info("anchor tx %s: anchorOf refused, checked again next round: %s",
+                         row["tx_hash"], exc)
+                return values
             if (on_chain is None or on_chain.root != root
                     or on_chain.block_number != receipt.block_number):
                 return None  # the chain moved under us; look again next round

@@ -64,7 +64,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
@@ -76,6 +76,8 @@ from web3.exceptions import (
 )
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import Wei
+
+from carbon_rules.embedded_chain import embedded_web3
 
 from ..errors import (
     AnchorError,
@@ -780,7 +782,7 @@ class ChainClient(_Transactor):
         instead of a new one.
         """
         account = Account.create() if private_key is None else _account_from_key(private_key)
-        w3 = w3 or Web3(EthereumTesterProvider())
+        w3 = w3 or embedded_web3()
         with _plain_boundary("start the embedded chain"):
             if w3.eth.get_balance(account.address) == 0:
                 funder = w3.eth.accounts[0]
