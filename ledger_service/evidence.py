@@ -48,7 +48,7 @@ from carbon_protocol.evidence import (
     RecordItem,
     ReportItem,
 )
-from carbon_protocol.inventory import Period, SignedInventory, leaf_set_proof_nodes
+from carbon_protocol.inventory import Period, SignedInventory
 from carbon_protocol.market_records import MARKET_FORMATS, id_token
 from carbon_protocol.models import AnchorRef, PublicKeyInfo, SignedReading
 from carbon_rules.errors import RulesError
@@ -254,8 +254,7 @@ def export_evidence(ledger: Ledger, enterprise_id: str, period: Period | str) ->
             raise NotFoundError(f"leaf {missing[0]} named by an inventory holds no reading",
                                 leaf_index=missing[0])
         used = [SignedReading.model_validate_json(data[i]) for i in indices]
-        proof = ([h.hex() for h in ledger.log._ranges(conn, leaf_set_proof_nodes(size, indices))]
-                 if indices else [])
+        proof = [h.hex() for h in ledger.log.leaf_set_proof(conn, indices, size)]
         device_keys = [device_key_info(conn, k)
                        for k in sorted({u.reading.key_id for u in used})]
         record_rows: list[Mapping[Any, Any]] = list(conn.execute(select(log_records).where(and_(

@@ -42,7 +42,6 @@ from carbon_protocol.inventory import (
     inventory_id,
     inventory_leaf_bytes,
     inventory_leaf_hash,
-    leaf_set_proof_nodes,
     verify_inventory_signature,
 )
 from carbon_protocol.models import (
@@ -484,9 +483,7 @@ def _proven_readings(ledger: Ledger, signed: SignedInventory, size: int) -> Prov
             held = _held(conn, line.readings.device, inv.period.start, inv.period.end)
             data.update((i, bytes(held[i].leaf_data)) for i in line.readings.leaf_indices())
         indices = sorted(data)
-        nodes = leaf_set_proof_nodes(size, indices)
-        # Each node is a subtree of the RFC 9162 tree: its hash is the log's range hash.
-        hashes = ledger.log._ranges(conn, nodes)  # the hashes proofs are made of
+        hashes = ledger.log.leaf_set_proof(conn, indices, size)
         used = [SignedReading.model_validate_json(data[i]) for i in indices]
         keys = [device_key_info(conn, k) for k in sorted({u.reading.key_id for u in used})]
     return ProvenReadings(indices=indices, proof=[x.hex() for x in hashes], readings=used,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select, update
 
+from carbon_protocol.inventory import leaf_set_proof_nodes
 from carbon_protocol.merkle import (
     Frontier,
     consistency_proof_ranges,
@@ -147,3 +148,10 @@ class MerkleLog:
         if not 0 < size1 <= size2:
             raise InvalidInputError(f"consistency needs 0 < size1 <= size2, got {size1}, {size2}")
         return self._ranges(conn, consistency_proof_ranges(size1, size2))
+
+    def leaf_set_proof(self, conn: Connection, indices: Sequence[int], size: int) -> list[bytes]:
+        """The hashes proving the leaves at ``indices`` (ascending) together in the tree
+        of ``size``: each maximal subtree holding none of them
+        (:func:`carbon_protocol.inventory.leaf_set_proof_nodes`), as the log's range
+        hash, in the order the verifier consumes them."""
+        return self._ranges(conn, leaf_set_proof_nodes(size, indices)) if indices else []

@@ -38,7 +38,6 @@ from carbon_protocol.envelope import (
     open_,
     seal,
 )
-from carbon_protocol.inventory import leaf_set_proof_nodes
 from carbon_protocol.market_records import DataAccess
 from carbon_protocol.merkle import leaf_hash
 from carbon_protocol.suites import hash_fn
@@ -83,7 +82,7 @@ def _plaintext(ledger: Ledger, grant_id: str, dataset_id: str,
         except NotFoundError as exc:
             raise DeliveryNotReadyError(str(exc), dataset_id=dataset_id) from exc
         indices = [int(row.leaf_index) for row in rows]
-        proof = ledger.log._ranges(conn, leaf_set_proof_nodes(anchor.tree_size, indices))
+        proof = ledger.log.leaf_set_proof(conn, indices, anchor.tree_size)
         datas = [bytes(row.leaf_data) for row in rows]
         key_ids = {m.group(1).decode("ascii") for d in datas
                    if (m := _KEY_ID.search(d)) is not None}
