@@ -140,15 +140,15 @@ class DataMarketClient:
                 except _CHAIN_ERRORS as replay:
                     raise self._refusal(replay, name) from exc
             raise
-        events = []
-        for log in rc["logs"]:
-            if str(log["address"]).lower() == self.address.lower():
-                event = self._abi.decode_log(log)
-                if event is not None:
-                    events.append(event)
+        return self._market_tx(rc)
+
+    def _market_tx(self, rc: Any) -> MarketTx:
+        """A receipt as a :class:`MarketTx`, with this contract's events decoded."""
+        events = (self._abi.decode_log(log) for log in rc["logs"]
+                  if str(log["address"]).lower() == self.address.lower())
         return MarketTx(tx_hash="0x" + bytes(rc["transactionHash"]).hex(),
                         block_number=int(rc["blockNumber"]), gas_used=int(rc["gasUsed"]),
-                        events=tuple(events))
+                        events=tuple(e for e in events if e is not None))
 
     # -- roles ----------------------------------------------------------------------
     def has_role(self, role: bytes, account: str) -> bool:
@@ -210,11 +210,7 @@ class DataMarketClient:
             if not logs:
                 return None
             rc = self.chain.w3.eth.get_transaction_receipt(logs[0]["transactionHash"])
-        return MarketTx(tx_hash="0x" + bytes(rc["transactionHash"]).hex(),
-                        block_number=int(rc["blockNumber"]), gas_used=int(rc["gasUsed"]),
-                        events=tuple(e for e in (self._abi.decode_log(log) for log in rc["logs"]
-                                                 if str(log["address"]).lower()
-                                                 == self.address.lower()) if e is not None))
+        return self._market_tx(rc)
 
     def block_time(self) -> int:
         """The latest block's timestamp: the clock ``isActive`` reads."""
