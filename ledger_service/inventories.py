@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, or_, select, update
 
 from carbon_protocol.errors import ProtocolError
+from carbon_protocol.gateway_keys import GatewayKeyRevocation, revocation_record_id
 from carbon_protocol.identifiers import IdentifierStr
 from carbon_protocol.inventory import (
     InventoryProof,
@@ -286,25 +287,41 @@ def add_gateway_key(conn: Connection, gateway_id: str, body: GatewayKeyCreate, *
     return _key_public(row)
 
 
-def revoke_gateway_key(conn: Connection, gateway_id: str, key_id: str, body: KeyRevoke, *,
-                       now: datetime | None = None) -> tuple[bool, GatewayKeyPublic]:
+def revoke_gateway_key(ledger: Ledger, gateway_id: str, key_id: str, body: KeyRevoke, *,
+                       now: datetime | None = None) -> GatewayKeyPublic:
     """Revoke a gateway key from a time on: inventories it signed before stay valid, any
-    received from then on are refused. Revoking twice keeps the earlier time:
-    ``(changed, key)``, ``changed`` false when the key was already revoked earlier."""
+    received from then on are refused.
+
+    The revocation, with its reason, is appended to the log (a ``gateway_key_revoked``
+    record), so who revoked what and from when stays provable after the key row
+    changes. Revoking twice keeps the earlier time; a later one changes and logs nothing.
+    """
+    from .log_records import append_record  # log_records builds on this module
+
     at = body.revoked_at or utc_text(now)
-    # The earlier time wins in the UPDATE itself, as for device keys.
-    changed = conn.execute(
-        update(gateway_keys)
-        .where(gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id,
-               or_(gateway_keys.c.revoked_at.is_(None), gateway_keys.c.revoked_at > at))
-        .values(revoked_at=at))
-    row = conn.execute(select(gateway_keys).where(
-        gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id)
-    ).mappings().first()
+    with ledger.engine.begin() as conn:
+        # The earlier time wins in the UPDATE itself, as for device keys.
+        changed = conn.execute(
+            update(gateway_keys)
+            .where(gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id,
+                   or_(gateway_keys.c.revoked_at.is_(None), gateway_keys.c.revoked_at > at))
+            .values(revoked_at=at)).rowcount > 0
+        row = conn.execute(
+            select(gateway_keys, gateways.c.enterprise_id)
+            .join(gateways, gateways.c.id == gateway_keys.c.gateway_id)
+            .where(gateway_keys.c.key_id == key_id, gateway_keys.c.gateway_id == gateway_id)
+        ).mappings().first()
     if row is None:
         raise NotFoundError(f"key {key_id} is not registered for gateway {gateway_id}",
                             id=key_id)
-    return changed.rowcount > 0, _key_public(row)
+    revoked = _key_public(row)
+    if changed:
+        record = GatewayKeyRevocation(gateway=gateway_id, key_id=key_id,
+                                      revoked_at=row["revoked_at"], reason=body.reason)
+        append_record(ledger, kind="gateway_key_revoked",
+                      record_id=revocation_record_id(record),
+                      enterprise_id=row["enterprise_id"], document=record.model_dump(mode="json"))
+    return revoked
 
 
 def _key_public(row: Mapping[Any, Any]) -> GatewayKeyPublic:

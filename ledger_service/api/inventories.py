@@ -3,19 +3,16 @@ the rules inventories are computed with (gateway keys, the chain's methodology).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from carbon_protocol.gateway_keys import GatewayKeyRevocation, revocation_record_id
 from carbon_protocol.inventory import InventoryProof, SignedInventory
 from carbon_rules.inventory_rules import methodology_to_json
 
 from .. import inventories
 from ..auth import Role, access, body, path, public
-from ..auth.owners import owners_of
 from ..inventories import GatewayKeyCreate, GatewayKeyPublic, InventoryReceipt, StoredInventory
-from ..log_records import append_record
 from ..models import KeyRevoke
 from .deps import LedgerDep
 
@@ -65,23 +62,9 @@ def add_gateway_key(gateway_id: str, body: GatewayKeyCreate, ledger: LedgerDep) 
 @access(Role.ADMIN, Role.ENTERPRISE, Role.GATEWAY, owners=[path("gateway_id", "gateway")])
 def revoke_gateway_key(gateway_id: str, key_id: str, body: KeyRevoke, ledger: LedgerDep) -> Any:
     """Revoke a gateway's inventory-signing key from ``revoked_at`` (default now): an
-    inventory it signs from then on is refused as ``key_revoked``. The revocation, with
-    its reason, is appended to the log (a ``gateway_key_revoked`` record), so who
-    revoked what and from when stays provable after the key row changes. Revoking again
-    with a later time changes and logs nothing."""
-    changed, revoked = cast(tuple[bool, GatewayKeyPublic], ledger.call(
-        inventories.revoke_gateway_key, gateway_id, key_id, body))
-    assert revoked.revoked_at is not None
-    if not changed:
-        return revoked
-    with ledger.reader.connect() as conn:
-        enterprise = owners_of(ledger, conn, "gateway", [gateway_id])[gateway_id]
-    assert enterprise is not None
-    record = GatewayKeyRevocation(gateway=gateway_id, key_id=key_id,
-                                  revoked_at=revoked.revoked_at, reason=body.reason)
-    append_record(ledger, kind="gateway_key_revoked", record_id=revocation_record_id(record),
-                  enterprise_id=enterprise, document=record.model_dump(mode="json"))
-    return revoked
+    inventory it signs from then on is refused as ``revoked_key``; the revocation and
+    its reason are logged (:func:`ledger_service.inventories.revoke_gateway_key`)."""
+    return inventories.revoke_gateway_key(ledger, gateway_id, key_id, body)
 
 
 @router.get("/rules/{methodology_id}")
