@@ -65,6 +65,9 @@ class Verified:
     reading_id: str
 
 
+_READING_COLUMNS = ("id", "device_id", "seq", "leaf_index", "leaf_hash", "leaf_data",
+                    "measured_at", "received_at", "gap_before")
+
 Outcome = tuple[Literal["accepted", "duplicate"], Receipt] | LedgerError
 """Per reading: a receipt, new or for an identical earlier submission, or the refusal."""
 
@@ -146,11 +149,11 @@ def store_batch(
     log_id: str,
     first_index: int,
     now: datetime | None = None,
-) -> tuple[list[Verified], dict[int, Outcome]]:
+) -> tuple[list[Verified], list[Outcome]]:
     """Step 4 under the log lock: decide duplicates and replays, insert the new readings.
 
     Returns the readings to append (in leaf order, starting at ``first_index``) and the
-    outcome of every reading given.
+    outcome of every reading given, in the order given.
     """
     received = utc_text(now)
     pairs = [(v.signed.reading.device, v.signed.reading.seq) for v in verified]
@@ -178,7 +181,7 @@ def store_batch(
                          for d, s in candidates.items())))
         ):
             stored[(row.device_id, row.seq)] = row
-    outcomes: dict[int, Outcome] = {}
+    outcomes: list[Outcome] = []
     fresh: list[Verified] = []
     rows = []
     taken: dict[tuple[str, int], Receipt] = {}
@@ -192,18 +195,18 @@ def store_batch(
             prior_leaf = bytes(prior.leaf_hash) if prior is not None else bytes.fromhex(
                 taken[key].leaf_hash)
             if prior_leaf != v.leaf_hash:
-                outcomes[v.index] = ReplayError(
+                outcomes.append(ReplayError(
                     f"reading {r.device}#{r.seq}: sequence number already used by another "
                     f"reading (leaf {prior_leaf.hex()[:16]}…), this one is leaf "
-                    f"{v.leaf_hash.hex()[:16]}…", device=r.device, seq=r.seq)
+                    f"{v.leaf_hash.hex()[:16]}…", device=r.device, seq=r.seq))
             elif prior is not None:
-                outcomes[v.index] = ("duplicate", Receipt(
+                outcomes.append(("duplicate", Receipt(
                     reading_id=prior.id, device=r.device, seq=r.seq,
                     leaf_index=prior.leaf_index, leaf_hash=v.leaf_hash.hex(), log_id=log_id,
                     gap_before=prior.gap_before,
-                ))
+                )))
             else:
-                outcomes[v.index] = ("duplicate", taken[key])
+                outcomes.append(("duplicate", taken[key]))
             continue
         last = last_seq.get(r.device, 0)
         gap = r.seq - last - 1 if r.seq > last + 1 else 0
@@ -214,15 +217,12 @@ def store_batch(
                           leaf_index=next_index, leaf_hash=v.leaf_hash.hex(), log_id=log_id,
                           gap_before=gap)
         taken[key] = receipt
-        outcomes[v.index] = ("accepted", receipt)
-        rows.append({
-            "id": v.reading_id, "device_id": r.device, "seq": r.seq, "leaf_index": next_index,
-            "leaf_hash": v.leaf_hash, "leaf_data": v.leaf_data, "measured_at": r.measured_at,
-            "received_at": received, "gap_before": gap,
-        })
+        outcomes.append(("accepted", receipt))
+        rows.append((v.reading_id, r.device, r.seq, next_index, v.leaf_hash, v.leaf_data,
+                     r.measured_at, received, gap))
         fresh.append(v)
         next_index += 1
-    bulk_insert(conn, readings, rows)
+    bulk_insert(conn, readings, _READING_COLUMNS, rows)
     if raised:
         # GREATEST in SQL, not the value computed here: a device's last sequence number
         # never goes backwards, whichever process or transaction wrote it last.

@@ -15,7 +15,6 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -254,16 +253,15 @@ class Ledger:
     def _store_verified(self, verified: Sequence[Verified], now: Hashable) -> list[Outcome]:
         """One transaction for the verified readings of one or more concurrent requests
         (see :mod:`._internal.group_commit`); an outcome per reading, in order."""
-        numbered = [replace(v, index=k) for k, v in enumerate(verified)]
         with self.engine.begin() as conn:
             size = self.log.locked_size(conn)
-            fresh, stored = store_batch(conn, numbered, log_id=self.settings.log_id,
-                                        first_index=size, now=now)  # type: ignore[arg-type]
+            fresh, outcomes = store_batch(conn, verified, log_id=self.settings.log_id,
+                                          first_index=size, now=now)  # type: ignore[arg-type]
             frontier = self.log.append(conn, size, [v.leaf_hash for v in fresh])
             crash_point("ledger.before_commit")
         self.log.commit_frontier(frontier)
         crash_point("ledger.after_commit")
-        return [stored[k] for k in range(len(numbered))]
+        return outcomes
 
     def ingest(
         self, batch: Sequence[SignedReading], *, now: datetime | None = None

@@ -85,11 +85,12 @@ class MerkleLog:
         Call :meth:`commit_frontier` with the result once the transaction commits.
         """
         frontier = self._load_frontier(conn, size)
-        rows = []
-        for leaf in leaf_hashes:
-            for level, index, digest in frontier.append(leaf):
-                rows.append({"node": node_key(level, index), "hash": digest})
-        bulk_insert(conn, merkle_nodes, rows)
+        rows = [
+            (node_key(level, index), digest)
+            for leaf in leaf_hashes
+            for level, index, digest in frontier.append(leaf)
+        ]
+        bulk_insert(conn, merkle_nodes, ("node", "hash"), rows)
         conn.execute(update(log_state).where(log_state.c.id == 1)
                      .values(tree_size=frontier.size))
         return frontier
