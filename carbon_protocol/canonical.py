@@ -23,7 +23,7 @@ import rfc8785
 
 from .errors import EncodingError
 
-__all__ = ["canonical_json", "canonical_json_of_safe", "MAX_SAFE_INTEGER"]
+__all__ = ["canonical_json", "MAX_SAFE_INTEGER"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -62,16 +62,3 @@ def canonical_json(value: Any) -> bytes:
     except (UnicodeEncodeError, ValueError, TypeError, rfc8785.CanonicalizationError) as exc:
         raise EncodingError(f"value cannot be canonicalised as RFC 8785 JSON: {exc}") from exc
 
-
-def canonical_json_of_safe(value: Any) -> bytes:
-    """:func:`canonical_json` for a value whose schema already rules out the slow path.
-
-    A validated wire model dumped in JSON mode (a reading, a tree head) has fixed ASCII
-    keys, integers bounded by :data:`MAX_SAFE_INTEGER` and no floats, so checking every
-    node again costs ingest a fifth of its non-signature time for nothing. Callers
-    vouch for the schema; a property test compares them with the reference package.
-    """
-    try:
-        return _dumps(value).encode("utf-8")
-    except (UnicodeEncodeError, ValueError, TypeError) as exc:
-        raise EncodingError(f"value cannot be canonicalised as RFC 8785 JSON: {exc}") from exc

@@ -9,10 +9,10 @@ suite's or another key's.
 
 from __future__ import annotations
 
-from .canonical import canonical_json, canonical_json_of_safe
+from .canonical import canonical_json
 from .errors import SignatureError
 from .merkle import leaf_hash
-from .models import Reading, SignedReading, SignedTreeHead, TreeHead
+from .models import Domain, Reading, SignedReading, SignedTreeHead, TreeHead
 from .suites import PrivateKey, PublicKey, SuiteName, hash_fn
 
 __all__ = [
@@ -28,13 +28,37 @@ __all__ = [
 ]
 
 
+_READING_FIELDS = frozenset({
+    "cumulative", "device", "domain", "key_id", "measured_at", "quality", "quantity", "salt",
+    "seq", "suite", "unit", "v", "value",
+})
+_DOMAIN_FIELDS = frozenset({"chain_id", "contract", "log_id"})
+if set(Reading.model_fields) != _READING_FIELDS or set(Domain.model_fields) != _DOMAIN_FIELDS:
+    # reading_bytes spells every field out; a field it did not know would go unsigned.
+    raise ImportError("Reading or Domain gained or lost a field: update reading_bytes")
+
+
 def reading_bytes(reading: Reading) -> bytes:
     """The exact bytes a device signs: RFC 8785 JSON of the reading.
 
-    The model's schema (ASCII field names, bounded integers, no floats) is what lets
-    this skip the fast-path check; see :func:`canonical_json_of_safe`.
+    Assembled field by field in RFC 8785 key order rather than serialised generically,
+    because this runs once per reading on the ingest path, where the generic
+    ``canonical_json`` cost a tenth of all the time. It is exact because the model
+    admits nothing that needs care: every string is validated against a pattern or a
+    fixed set of characters that JSON never escapes (digits, letters, ``.:_-/``), and
+    every integer is below 2**53. A property test compares it with the reference
+    ``rfc8785`` package on random readings, and the import-time check above refuses
+    a model with fields this does not spell out.
     """
-    return canonical_json_of_safe(reading.model_dump(mode="json"))
+    r, d = reading, reading.domain
+    cumulative = "null" if r.cumulative is None else f'"{r.cumulative}"'
+    return (
+        f'{{"cumulative":{cumulative},"device":"{r.device}","domain":{{"chain_id":'
+        f'{d.chain_id},"contract":"{d.contract}","log_id":"{d.log_id}"}},"key_id":'
+        f'"{r.key_id}","measured_at":"{r.measured_at}","quality":"{r.quality}",'
+        f'"quantity":"{r.quantity}","salt":"{r.salt}","seq":{r.seq},"suite":"{r.suite}",'
+        f'"unit":"{r.unit}","v":{r.v},"value":"{r.value}"}}'
+    ).encode("ascii")
 
 
 def _check_key(label: str, suite: str, key_id: str, key: PublicKey) -> None:

@@ -276,7 +276,8 @@ class Ledger:
                 counts["rejected"] += 1
             else:
                 status, receipt = out
-                items.append(IngestItem(index=i, status=status, receipt=receipt))
+                items.append(IngestItem.model_construct(index=i, status=status,
+                                                        receipt=receipt))
                 counts[status] += 1
         return IngestResult(accepted=counts["accepted"], duplicates=counts["duplicate"],
                             rejected=counts["rejected"], items=items)
