@@ -57,6 +57,7 @@ from ._internal.db import (
 from ._internal.faults import crash_point
 from ._internal.group_commit import GroupCommitter
 from ._internal.log_store import MerkleLog
+from ._internal.wal_checkpoint import WalCheckpointer
 from .anchoring import Anchorer, AnchorEvent
 from .errors import InvalidInputError, LedgerError, NotFoundError
 from .ingest import Outcome, Verified, store_batch, verify_batch
@@ -152,6 +153,7 @@ class Ledger:
         registration, :mod:`.identifiers_sync`); it must return at once and never raise."""
         self._group_commit: GroupCommitter[Verified, Outcome] = GroupCommitter(
             self._store_verified, max_items=settings.max_batch, lock=self._append_lock)
+        self._checkpointer = WalCheckpointer.for_engine(engine, self)
         migrations.upgrade(engine)
         with engine.begin() as conn:
             self.log.ensure_state(conn)
@@ -261,6 +263,8 @@ class Ledger:
             crash_point("ledger.before_commit")
         self.log.commit_frontier(frontier)
         crash_point("ledger.after_commit")
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
         return outcomes
 
     def ingest(
