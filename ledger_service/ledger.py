@@ -416,7 +416,12 @@ class Ledger:
             size = int(anchor["tree_size"])
             proof = self.log.inclusion_proof(conn, int(row["leaf_index"]), size)
             key = registry.device_key_info(conn, signed.reading.key_id)
-        sth = self.tree_head(size)
+            # The anchored head was signed before it was anchored: read it here rather
+            # than through tree_head(), which would open a second connection.
+            head = conn.execute(select(tree_heads.c.signed)
+                                .where(tree_heads.c.tree_size == size)).first()
+        sth = (SignedTreeHead.model_validate_json(head.signed) if head is not None
+               else self.tree_head(size))
         assert sth is not None
         return ProofBundle(
             reading_id=reading_id, signed_reading=signed, device_key=key,
