@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import uvicorn
 
 from carbon_protocol.inventory import Period
 from carbon_protocol.models import SuiteField
+from carbon_rules.inventory import period_from_label
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from ledger_service.api import create_app
 from ledger_service.ledger import Ledger
@@ -42,6 +43,10 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 PREFIX = "86.1000.1"
+DAY = period_from_label("2026-10-05")
+"""The day the worlds' gateways measure: inside the default methodology's validity."""
+START = datetime(2026, 10, 5, tzinfo=UTC)
+"""The first instant of :data:`DAY`."""
 
 
 def rules_ledger(tmp: Path, *, prefix: str = PREFIX, **settings: Any) -> Ledger:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from typer.testing import CliRunner
 
 from carbon_protocol.envelope import RecipientPrivateKey
 from carbon_protocol.suites import PrivateKey
-from carbon_rules.inventory import period_from_label
 from identifier_resolver._cli import app as cli
 from identifier_resolver.bridge import BridgeReport, attestation_id, range_id, sync_ledger
 from identifier_resolver.custody import reading_count
@@ -51,17 +49,23 @@ from ledger_service.verification.workflow import (
     submit_attestation,
 )
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, client, inventory_gateway, rules_app, submit_inventory
+from tests.worlds import (
+    DAY,
+    PREFIX,
+    START,
+    api_key,
+    client,
+    inventory_gateway,
+    rules_app,
+    submit_inventory,
+)
 
-PREFIX = "86.1000.1"
 LOG = f"{PREFIX}/log.main"
 ENTERPRISE = f"{PREFIX}/ent.custody-co"
 BUYER = f"{PREFIX}/ent.custody-buyer"
 SITE = f"{PREFIX}/site.custody"
 VERIFIER = f"{PREFIX}/vfr.custody"
 METERS = [f"{PREFIX}/dev.custody.elec-1", f"{PREFIX}/dev.custody.gas-1"]
-DAY = period_from_label("2026-10-05")
-START = datetime(2026, 10, 5, tzinfo=UTC)
 
 
 @dataclass

@@ -13,22 +13,27 @@ from typing import Any
 
 import pytest
 
-from carbon_rules.inventory import period_from_label
 from ledger_service import registry
 from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.models import EnterpriseCreate, GatewayCreate
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, client, inventory_gateway, rules_app, submit_inventory
+from tests.worlds import (
+    DAY,
+    PREFIX,
+    api_key,
+    client,
+    inventory_gateway,
+    rules_app,
+    submit_inventory,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
     from fastapi.testclient import TestClient
 
-PREFIX = "86.1000.1"
 A, B = f"{PREFIX}/ent.own-a", f"{PREFIX}/ent.own-b"
 SITE = f"{PREFIX}/site.own-a"
-DAY = period_from_label("2026-10-05")
 
 
 @dataclass

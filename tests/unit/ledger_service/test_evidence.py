@@ -53,15 +53,12 @@ from ledger_service.verification.workflow import (
 )
 from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import Gateway, Organisation
-from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
+from tests.worlds import DAY, PREFIX, START, api_key, inventory_gateway, rules_app, submit_inventory
 
-PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.evidence"
 OTHER = f"{PREFIX}/ent.evidence-other"
 SITE = f"{PREFIX}/site.works"
 VERIFIER = f"{PREFIX}/vfr.evidence"
-DAY = period_from_label("2026-10-05")
-START = datetime(2026, 10, 5, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from carbon_protocol.inventory import Inventory, SignedInventory, sign_inventory
 from carbon_protocol.models import SuiteField
 from carbon_rules.errors import ImplausibleFactorError
 from carbon_rules.factors import default_draft
-from carbon_rules.inventory import InventoryMismatchError, period_from_label
+from carbon_rules.inventory import InventoryMismatchError
 from carbon_rules.inventory_rules import DEFAULT_METHODOLOGY
 from carbon_rules.inventory_verify import verify_inventory
 from carbon_rules.registry_client import RuleRegistryClient
@@ -37,12 +37,9 @@ from node_gateway import inventory as gw_inventory
 from node_gateway.gateway import Gateway, Organisation
 from node_gateway.inventory import InventoryRefusedError, Rules
 from node_gateway.simulator import MeterKind
-from tests.worlds import api_key, inventory_gateway, rules_app
+from tests.worlds import DAY, PREFIX, START, api_key, inventory_gateway, rules_app
 
-PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.inv-test"
-DAY = period_from_label("2026-10-05")
-START = datetime(2026, 10, 5, tzinfo=UTC)
 
 
 @dataclass

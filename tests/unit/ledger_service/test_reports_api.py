@@ -9,7 +9,6 @@ import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,10 @@ from ledger_service.auth import Role
 from ledger_service.ledger import Ledger
 from ledger_service.reports import ReportProof
 from node_gateway.gateway import Gateway, Organisation
-from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
+from tests.worlds import DAY, PREFIX, START, api_key, inventory_gateway, rules_app, submit_inventory
 
-PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.report-test"
 SITE = f"{PREFIX}/site.mill"
-DAY = period_from_label("2026-10-05")
-START = datetime(2026, 10, 5, tzinfo=UTC)
 
 
 @dataclass

@@ -9,7 +9,6 @@ import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ from carbon_protocol.errors import SignatureError
 from carbon_protocol.sampling import SampleError, SampleSpec, draw_sample
 from carbon_protocol.signing import verify_tree_head
 from carbon_protocol.suites import PrivateKey, PublicKey, hash_fn
-from carbon_rules.inventory import period_from_label
 from ledger_service import registry
 from ledger_service._cli import app as cli
 from ledger_service.auth import Role
@@ -47,22 +45,19 @@ from ledger_service.verification.workflow import (
     open_verification,
 )
 from node_gateway.gateway import Organisation
-from tests.worlds import api_key, inventory_gateway, rules_app, submit_inventory
+from tests.worlds import DAY, PREFIX, START, api_key, inventory_gateway, rules_app, submit_inventory
 from tests.worlds import served as serve
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient prefers httpx2
     from fastapi.testclient import TestClient
 
-PREFIX = "86.1000.1"
 ENTERPRISE = f"{PREFIX}/ent.verif-test"
 OTHER = f"{PREFIX}/ent.verif-other"
 SITE = f"{PREFIX}/site.kiln"
 VERIFIER = f"{PREFIX}/vfr.acme"
 RIVAL = f"{PREFIX}/vfr.rival"
 SECOND = f"{PREFIX}/vfr.second"
-DAY = period_from_label("2026-10-05")
-START = datetime(2026, 10, 5, tzinfo=UTC)
 
 
 @dataclass
