@@ -61,4 +61,3 @@ def canonical_json(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (UnicodeEncodeError, ValueError, TypeError, rfc8785.CanonicalizationError) as exc:
         raise EncodingError(f"value cannot be canonicalised as RFC 8785 JSON: {exc}") from exc
-

@@ -212,7 +212,7 @@ def store_batch(
                 taken[key].leaf_hash)
             if prior_leaf != v.leaf_hash:
                 outcomes.append(ReplayError(
-                    f"reading {r.device}#{r.seq}: sequence number already used by another "
+                    f"{_label(r)}: sequence number already used by another "
                     f"reading (leaf {prior_leaf.hex()[:16]}…), this one is leaf "
                     f"{v.leaf_hash.hex()[:16]}…", device=r.device, seq=r.seq))
             elif prior is not None:
