@@ -25,10 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from carbon_protocol.models import Domain, Reading, SignedReading
 from carbon_protocol.signing import sign_reading
 from carbon_protocol.suites import PrivateKey
+
+# Property tests assert behaviour, never speed (speed lives in benchmarks/): a loaded CI
+# machine must not fail one for a slow example or a slow generator. Tests that set their
+# own settings still inherit these.
+settings.register_profile("carbon", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          print_blob=True)
+settings.load_profile("carbon")
 
 ENTERPRISE = "86.1000.1/ent.test"
 SITE = "86.1000.1/site.test"
