@@ -37,7 +37,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Annotated, Any, Literal, NoReturn, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -69,7 +69,7 @@ from .models import (
     UtcTimestamp,
     parse_utc,
 )
-from .signing import leaf_bytes, verify_reading, verify_tree_head
+from .signing import check_readings_in_order, leaf_bytes, verify_tree_head
 from .suites import PublicKey, hash_fn
 
 __all__ = [
@@ -354,6 +354,12 @@ class _Skip(Exception):
         self.detail = detail
 
 
+@lru_cache(maxsize=1024)
+def _epoch(text: str) -> int:
+    """Key validity times as block-time seconds: a few keys, read once per reading."""
+    return int(parse_utc(text).timestamp())
+
+
 def _fail(detail: str, expected: object = None, found: object = None) -> NoReturn:
     raise _Failed(detail, expected, found)
 
@@ -538,27 +544,40 @@ class _Verifier:
             _fail("one reading per leaf index is needed", len(ev.indices), len(ev.readings))
         anchor0 = self.b.heads[-1].anchor
         domain = (anchor0.chain_id, anchor0.contract, self.last.log_id)
-        for index, signed in zip(ev.indices, ev.readings, strict=True):
-            r = signed.reading
-            info, pub = keys[r.key_id]
-            where = f"leaf {index} ({r.device} #{r.seq})"
-            try:
-                verify_reading(signed, pub)
-            except ProtocolError as exc:
-                _fail(f"{where}: {exc}")
-            dom = r.domain
-            if (dom.chain_id, dom.contract, dom.log_id) != domain:
-                _fail(f"{where} was signed for another deployment", domain,
-                      (dom.chain_id, dom.contract, dom.log_id))
-            if index >= self.last.tree_size:
-                _fail(f"{where} lies beyond the last head", f"< {self.last.tree_size}", index)
-            at = self.anchored_at(index).block_timestamp
-            if at < int(parse_utc(info.valid_from).timestamp()) or (
-                    info.revoked_at is not None
-                    and at >= int(parse_utc(info.revoked_at).timestamp())):
-                _fail(f"{where}: key {r.key_id} was not valid when the leaf was first "
-                      "anchored", f"{info.valid_from}..{info.revoked_at or ''}",
-                      f"block time {at}")
+
+        def key_of(pos: int) -> tuple[SignedReading, PublicKey]:
+            signed = ev.readings[pos]
+            return signed, keys[signed.reading.key_id][1]
+
+        def bad_signature(pos: int, exc: ProtocolError) -> NoReturn:
+            _fail(f"{self._where(pos)}: {exc}")
+
+        check_readings_in_order(len(ev.readings), key_of,
+                                lambda pos: self._reading_facts(pos, keys, domain),
+                                bad_signature)
+
+    def _where(self, pos: int) -> str:
+        r = self.b.readings.readings[pos].reading
+        return f"leaf {self.b.readings.indices[pos]} ({r.device} #{r.seq})"
+
+    def _reading_facts(self, pos: int, keys: Mapping[str, tuple[DeviceKeyInfo, PublicKey]],
+                       domain: tuple[int, str, str]) -> None:
+        """Step 7 for one reading, but its signature: deployment, position, key validity."""
+        index, r = self.b.readings.indices[pos], self.b.readings.readings[pos].reading
+        info = keys[r.key_id][0]
+        dom = r.domain
+        if (dom.chain_id, dom.contract, dom.log_id) != domain:
+            _fail(f"{self._where(pos)} was signed for another deployment", domain,
+                  (dom.chain_id, dom.contract, dom.log_id))
+        if index >= self.last.tree_size:
+            _fail(f"{self._where(pos)} lies beyond the last head", f"< {self.last.tree_size}",
+                  index)
+        at = self.anchored_at(index).block_timestamp
+        if at < _epoch(info.valid_from) or (
+                info.revoked_at is not None and at >= _epoch(info.revoked_at)):
+            _fail(f"{self._where(pos)}: key {r.key_id} was not valid when the leaf was first "
+                  "anchored", f"{info.valid_from}..{info.revoked_at or ''}",
+                  f"block time {at}")
 
     # 8
     def reading_inclusion(self) -> None:

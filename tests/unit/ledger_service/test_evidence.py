@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from carbon_protocol import signing
 from carbon_protocol.chain_view import OnChainAnchor
 from carbon_protocol.evidence import (
     EVIDENCE_STEPS,
@@ -232,6 +233,48 @@ def test_tampered_reading_signature_fails_at_reading_signatures(world: World) ->
     sig = doc["readings"]["readings"][0]["signature"]
     doc["readings"]["readings"][0]["signature"] = _flip(sig)
     assert failed_step(doc) == "reading signatures"
+
+
+def _failure_detail(doc: dict[str, Any]) -> str:
+    failure = check(doc).first_failure
+    assert failure is not None, "the tampered bundle verified"
+    return failure.detail
+
+
+def _leaf(doc: dict[str, Any], pos: int) -> str:
+    r = doc["readings"]["readings"][pos]["reading"]
+    return f"leaf {doc['readings']['indices'][pos]} ({r['device']} #{r['seq']})"
+
+
+def test_threads_report_the_first_bad_signature_in_leaf_order(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signing, "_CHUNK", 16)  # this world's readings span many chunks
+    doc = _doc(world)
+    assert len(doc["readings"]["readings"]) > 150
+    for pos in (150, 40):
+        sig = doc["readings"]["readings"][pos]["signature"]
+        doc["readings"]["readings"][pos]["signature"] = _flip(sig)
+    assert _failure_detail(doc).startswith(f"{_leaf(doc, 40)}: ")
+
+
+def test_a_key_fact_before_a_bad_signature_is_reported_first(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signing, "_CHUNK", 16)
+    doc = _doc(world)
+    key = doc["device_keys"][1]
+    key["valid_from"] = "2099-01-01T00:00:00Z"  # not yet valid when anchored
+    first = next(pos for pos, s in enumerate(doc["readings"]["readings"])
+                 if s["reading"]["key_id"] == key["key_id"])
+    later = first + 40
+    doc["readings"]["readings"][later]["signature"] = _flip(
+        doc["readings"]["readings"][later]["signature"])
+    detail = _failure_detail(doc)
+    assert detail.startswith(f"{_leaf(doc, first)}: key {key['key_id']} was not valid"), detail
+    # The same reading's own signature comes before its key's validity.
+    doc["readings"]["readings"][first]["signature"] = _flip(
+        doc["readings"]["readings"][first]["signature"])
+    detail = _failure_detail(doc)
+    assert detail.startswith(f"{_leaf(doc, first)}: ") and "not valid" not in detail, detail
 
 
 def test_tampered_inclusion_node_fails_at_reading_inclusion(world: World) -> None:
