@@ -49,7 +49,7 @@ from .models import (
     UtcTimestamp,
     parse_utc,
 )
-from .signing import leaf_bytes, reading_bytes, reading_id, verify_reading, verify_tree_head
+from .signing import check_readings_in_order, leaf_bytes, reading_id, verify_tree_head
 from .suites import PublicKey, SuiteName, hash_fn
 
 __all__ = [
@@ -341,51 +341,58 @@ def _device_keys(c: _Check, infos: list[DeviceKeyInfo]
 def _readings(c: _Check, delivery: DataDelivery,
               keys: dict[str, tuple[DeviceKeyInfo, PublicKey]]) -> list[bytes]:
     """Check each reading on its own (index order, key, signature, domain, selection,
-    key validity); return the leaf hashes."""
+    key validity); return the leaf hashes. Signatures are checked in threads, and the
+    failure reported is the first a loop in this order meets."""
     head = delivery.signed_tree_head.tree_head
     anchor = delivery.anchor
     sel = delivery.selection
     devices = set(sel.devices)
     domain = (anchor.chain_id, anchor.contract, head.log_id)
-    h = hash_fn(head.suite)
     at = anchor.block_timestamp
     valid: dict[str, bool] = {}
-    leaves: list[bytes] = []
-    previous = -1
-    for index, signed in zip(delivery.indices, delivery.readings, strict=True):
+
+    def where(pos: int) -> str:
+        r = delivery.readings[pos].reading
+        return f"leaf {delivery.indices[pos]} ({r.device} #{r.seq})"
+
+    def before(pos: int) -> tuple[SignedReading, PublicKey]:
+        index, signed = delivery.indices[pos], delivery.readings[pos]
         r = signed.reading
-        where = f"leaf {index} ({r.device} #{r.seq})"
-        if index <= previous:
-            c.fail(f"leaf index {index} does not follow {previous}: readings must be in "
-                   "strictly increasing leaf order, each once", reading=where)
-        previous = index
+        if pos and index <= delivery.indices[pos - 1]:
+            c.fail(f"leaf index {index} does not follow {delivery.indices[pos - 1]}: readings "
+                   "must be in strictly increasing leaf order, each once", reading=where(pos))
         if r.device not in devices or not sel.period_from < r.measured_at <= sel.period_to \
                 or index >= sel.tree_size:
             c.fail(f"measured at {r.measured_at} is outside the dataset (devices "
                    f"{', '.join(sel.devices[:5])}{'…' if len(sel.devices) > 5 else ''}, "
                    f"{sel.period_from}..{sel.period_to}, leaves below {sel.tree_size})",
-                   reading=where)
+                   reading=where(pos))
         found = keys.get(r.key_id)
         if found is None:
-            c.fail(f"the delivery carries no device key {r.key_id}", reading=where)
+            c.fail(f"the delivery carries no device key {r.key_id}", reading=where(pos))
         info, pub = found
         if (info.device, info.suite) != (r.device, r.suite):
-            c.fail(f"key {r.key_id} is a {info.suite} key of {info.device}", reading=where)
-        data = reading_bytes(r)
-        try:
-            verify_reading(signed, pub, reading_data=data)
-        except ProtocolError as exc:
-            c.fail(str(exc), reading=where)
+            c.fail(f"key {r.key_id} is a {info.suite} key of {info.device}", reading=where(pos))
+        return signed, pub
+
+    def after(pos: int) -> None:
+        r = delivery.readings[pos].reading
         dom = r.domain
         if (dom.chain_id, dom.contract, dom.log_id) != domain:
             c.fail(f"signed for chain {dom.chain_id}, contract {dom.contract}, log "
                    f"{dom.log_id}; the delivery's are {domain[0]}, {domain[1]}, {domain[2]}",
-                   reading=where)
+                   reading=where(pos))
+        info = keys[r.key_id][0]
         if info.key_id not in valid:
             valid[info.key_id] = at >= int(parse_utc(info.valid_from).timestamp()) and (
                 info.revoked_at is None or at < int(parse_utc(info.revoked_at).timestamp()))
         if not valid[info.key_id]:
             c.fail(f"key {r.key_id} (valid {info.valid_from}..{info.revoked_at or ''}) was "
-                   f"not valid at the anchor's block time {at}", reading=where)
-        leaves.append(leaf_hash(h, leaf_bytes(signed, reading_data=data)))
-    return leaves
+                   f"not valid at the anchor's block time {at}", reading=where(pos))
+
+    def bad_signature(pos: int, exc: ProtocolError) -> NoReturn:
+        c.fail(str(exc), reading=where(pos))
+
+    check_readings_in_order(len(delivery.readings), before, after, bad_signature)
+    h = hash_fn(head.suite)
+    return [leaf_hash(h, leaf_bytes(signed)) for signed in delivery.readings]

@@ -57,7 +57,7 @@ from .models import (
     UtcTimestamp,
     parse_utc,
 )
-from .signing import leaf_bytes, verify_reading, verify_tree_head
+from .signing import check_readings_in_order, leaf_bytes, verify_tree_head
 from .suites import PrivateKey, PublicKey, SuiteName, hash_fn
 
 __all__ = [
@@ -549,11 +549,16 @@ def verify_inventory_proof(
 
 
 def _check_signatures(proof: InventoryProof, by_index: Mapping[int, SignedReading]) -> None:
+    """Each reading's key (parsed and judged once per key), then its signature, in leaf
+    order; the signatures are checked in threads."""
     assert proof.readings is not None
     keys = {k.key_id: k for k in proof.readings.device_keys}
     anchored_at = proof.anchor.block_timestamp
     checked: dict[str, PublicKey] = {}
-    for i, signed in by_index.items():
+    order = list(by_index.items())
+
+    def key_of(pos: int) -> tuple[SignedReading, PublicKey]:
+        i, signed = order[pos]
         r = signed.reading
         info = keys.get(r.key_id)
         if info is None or info.device != r.device:
@@ -574,10 +579,12 @@ def _check_signatures(proof: InventoryProof, by_index: Mapping[int, SignedReadin
                          "anchored", f"{info.valid_from}..{info.revoked_at or ''}",
                       f"block time {anchored_at}")
             checked[r.key_id] = pub
-        try:
-            verify_reading(signed, pub)
-        except ProtocolError as exc:
-            _fail(7, f"leaf {i}: {exc}")
+        return signed, pub
+
+    def bad_signature(pos: int, exc: ProtocolError) -> NoReturn:
+        _fail(7, f"leaf {order[pos][0]}: {exc}")
+
+    check_readings_in_order(len(order), key_of, lambda pos: None, bad_signature)
 
 
 def _check_readings(proof: InventoryProof, h: HashFn,
