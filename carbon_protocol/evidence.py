@@ -846,6 +846,7 @@ def verify_evidence(
     recomputer: Recomputer | None = None,
     min_confirmations: int = 1,
     now: datetime | None = None,
+    on_step: Callable[[int, str], None] | None = None,
 ) -> EvidenceReport:
     """Check ``bundle`` step by step (:data:`EVIDENCE_STEPS`); never raises for a bad
     bundle: the report says which step failed first, with expected and found values.
@@ -853,6 +854,8 @@ def verify_evidence(
     ``chain`` adds the on-chain look-up of every anchor (step 5); ``recomputer``
     re-derives inventories and reports (steps 13 and 15, and the factors of step 9).
     ``now`` (aware) is the time financing codes' expiry is noted against.
+    ``on_step(number, name)`` is told as each step starts (a month's bundle takes tens of
+    seconds, so a command line can show where it is).
     """
     v = _Verifier(bundle, chain, recomputer, min_confirmations, now)
     state: dict[str, Any] = {}
@@ -875,6 +878,8 @@ def verify_evidence(
             report.steps.append(StepResult(number, name, "not-checked",
                                            f"not reached: step {stopped.number} failed"))
             continue
+        if on_step is not None:
+            on_step(number, name)
         try:
             action()
         except _Failed as exc:

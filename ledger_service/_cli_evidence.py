@@ -77,7 +77,7 @@ def export_evidence_command(
 def verify_evidence_file(data: bytes, rpc: str | None, min_confirmations: int) -> None:
     """Verify an evidence bundle's bytes, print the step table, exit 1 on a failure."""
     from carbon_protocol.chain_view import JsonRpcChainView
-    from carbon_protocol.evidence import EvidenceBundle, verify_evidence
+    from carbon_protocol.evidence import EVIDENCE_STEPS, EvidenceBundle, verify_evidence
     from carbon_rules.evidence_check import RulesRecomputer, registry_over_rpc
 
     try:
@@ -86,9 +86,14 @@ def verify_evidence_file(data: bytes, rpc: str | None, min_confirmations: int) -
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         _fail("malformed_bundle", f"step 0 (parse) failed: {loc}: {first['msg']}")
-    report = verify_evidence(bundle, chain=JsonRpcChainView(rpc) if rpc else None,
-                             recomputer=RulesRecomputer(registry_over_rpc(rpc) if rpc else None),
-                             min_confirmations=min_confirmations)
+    with console.status("verifying") as status:
+        report = verify_evidence(
+            bundle, chain=JsonRpcChainView(rpc) if rpc else None,
+            recomputer=RulesRecomputer(registry_over_rpc(rpc) if rpc else None),
+            min_confirmations=min_confirmations,
+            on_step=lambda number, name: status.update(
+                f"step {number} of {len(EVIDENCE_STEPS)}: {name} "
+                f"({len(bundle.readings.indices):,} readings)"))
     table = Table(title=f"evidence of {bundle.enterprise} for {bundle.period.label}")
     for column in ("step", "check", "result", "detail"):
         table.add_column(column)

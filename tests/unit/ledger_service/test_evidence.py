@@ -235,6 +235,17 @@ def test_tampered_reading_signature_fails_at_reading_signatures(world: World) ->
     assert failed_step(doc) == "reading signatures"
 
 
+def test_each_step_is_announced_as_it_starts_and_none_after_a_failure(world: World) -> None:
+    told: list[tuple[int, str]] = []
+    assert check(world.bundle, on_step=lambda n, name: told.append((n, name))).ok
+    assert told == list(enumerate(EVIDENCE_STEPS, 1))
+    doc = _doc(world)
+    doc["readings"]["proof"][0] = _flip(doc["readings"]["proof"][0])
+    told.clear()
+    assert not check(doc, on_step=lambda n, name: told.append((n, name))).ok
+    assert told[-1] == (8, "reading inclusion") and len(told) == 8
+
+
 def _failure_detail(doc: dict[str, Any]) -> str:
     failure = check(doc).first_failure
     assert failure is not None, "the tampered bundle verified"
