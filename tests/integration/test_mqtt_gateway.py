@@ -234,8 +234,7 @@ class Site:
         rows = self.rows()
         stored = [(r["device"], r["measured_at"], r["quantity"], r["value"], r["cumulative"],
                    r["quality"]) for r in rows]
-        want = {(m.device_id, format_utc(m.measured_at), m.quantity, m.value, m.cumulative,
-                 m.quality) for m in published}
+        want = {published_key(m) for m in published}
         assert len(stored) == len(set(stored)), "a measurement was recorded twice"
         assert set(stored) <= want, "the outbox holds readings nobody published"
         for spec in self.meters:
@@ -259,6 +258,12 @@ class Site:
                 last, since = count, time.monotonic()
             time.sleep(0.05)
         return last
+
+
+def published_key(m: Measurement) -> tuple[Any, ...]:
+    """A measurement as the outbox stores it (the key ``Site.assert_at_most_once`` uses)."""
+    return (m.device_id, format_utc(m.measured_at), m.quantity, m.value, m.cumulative,
+            m.quality)
 
 
 def provision(data_dir: Path, meters: int, suite: str = "sm") -> Site:
@@ -372,33 +377,40 @@ def test_broker_restarted_mid_stream_loses_nothing(
     assert stats.rejected == 0
 
 
-def test_broker_killed_mid_stream_loses_at_most_one_autosave_interval(
+def test_broker_killed_mid_stream_loses_only_what_it_held_and_the_stream_goes_on(
     tmp_path: Path, broker_factory: Callable[..., Broker],
     record_property: Callable[[str, object], None],
 ) -> None:
     """The honest limit: Mosquitto persists by snapshot, so a broker killed with SIGKILL
     loses readings it acknowledged to meters after its last save and had not yet
-    delivered. The shipped autosave setting makes that window small but Mosquitto does
-    not guarantee a bound under load (a CI run lost 328 of ~4,000 with autosave 100), so
-    the test records the loss and asserts only what the gateway guarantees: nothing it
-    received is doubled or leaves a sequence gap, and a crash loses a minority, not the
-    stream. A graceful broker restart loses nothing (the test above)."""
+    delivered. How many depends on how far the gateway lagged when it died, which the
+    machine's load decides (CI runs lost 328 and 2,270 of 4,032 with autosave 100), so
+    the loss is recorded, not bounded. What the gateway guarantees is asserted: nothing
+    it received is doubled or leaves a sequence gap, only readings the dead broker held
+    are missing, and every reading published after the restart arrives. A graceful
+    broker restart loses nothing (the test above)."""
     broker = broker_factory()
     site = provision(tmp_path / "gw", 3)
     published = site.measurements(days=14)
+    held, after = published[:len(published) * 3 // 4], published[len(published) * 3 // 4:]
     cfg = config(broker)
     sub = SubscriberThread(site, cfg).start()
-    publisher, outcome = publish_in_background(cfg, published, chunk=200, pause=0.005)
+    publisher, outcome = publish_in_background(cfg, held, chunk=200, pause=0.005)
     assert site.wait_for(len(published) // 4) >= len(published) // 4
     broker.stop(signal.SIGKILL)
     broker.start()
     publisher.join(timeout=90)
-    assert outcome == [len(published)], outcome
+    assert outcome == [len(held)], outcome
+    later, later_outcome = publish_in_background(cfg, after, chunk=200)
+    later.join(timeout=90)
+    assert later_outcome == [len(after)], later_outcome
     site.wait_stable(len(published))
     stats = sub.stop()
     lost = site.assert_at_most_once(published)
     record_property("lost_in_broker_sigkill", len(lost))
-    assert len(lost) < len(published) // 4, f"a broker crash lost {len(lost)} readings"
+    missing_after = lost & {published_key(m) for m in after}
+    assert not missing_after, f"{len(missing_after)} readings published after the restart " \
+        "are missing"
     assert stats.sessions_lost == 0
 
 
