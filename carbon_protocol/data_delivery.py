@@ -47,7 +47,6 @@ from .models import (
     SignedReading,
     SignedTreeHead,
     UtcTimestamp,
-    parse_utc,
 )
 from .signing import check_readings_in_order, leaf_bytes, reading_id, verify_tree_head
 from .suites import PublicKey, SuiteName, hash_fn
@@ -349,7 +348,6 @@ def _readings(c: _Check, delivery: DataDelivery,
     devices = set(sel.devices)
     domain = (anchor.chain_id, anchor.contract, head.log_id)
     at = anchor.block_timestamp
-    valid: dict[str, bool] = {}
 
     def where(pos: int) -> str:
         r = delivery.readings[pos].reading
@@ -383,10 +381,7 @@ def _readings(c: _Check, delivery: DataDelivery,
                    f"{dom.log_id}; the delivery's are {domain[0]}, {domain[1]}, {domain[2]}",
                    reading=where(pos))
         info = keys[r.key_id][0]
-        if info.key_id not in valid:
-            valid[info.key_id] = at >= int(parse_utc(info.valid_from).timestamp()) and (
-                info.revoked_at is None or at < int(parse_utc(info.revoked_at).timestamp()))
-        if not valid[info.key_id]:
+        if not info.valid_at(at):
             c.fail(f"key {r.key_id} (valid {info.valid_from}..{info.revoked_at or ''}) was "
                    f"not valid at the anchor's block time {at}", reading=where(pos))
 

@@ -37,7 +37,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Annotated, Any, Literal, NoReturn, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -354,12 +354,6 @@ class _Skip(Exception):
         self.detail = detail
 
 
-@lru_cache(maxsize=1024)
-def _epoch(text: str) -> int:
-    """Key validity times as block-time seconds: a few keys, read once per reading."""
-    return int(parse_utc(text).timestamp())
-
-
 def _fail(detail: str, expected: object = None, found: object = None) -> NoReturn:
     raise _Failed(detail, expected, found)
 
@@ -573,8 +567,7 @@ class _Verifier:
             _fail(f"{self._where(pos)} lies beyond the last head", f"< {self.last.tree_size}",
                   index)
         at = self.anchored_at(index).block_timestamp
-        if at < _epoch(info.valid_from) or (
-                info.revoked_at is not None and at >= _epoch(info.revoked_at)):
+        if not info.valid_at(at):
             _fail(f"{self._where(pos)}: key {r.key_id} was not valid when the leaf was first "
                   "anchored", f"{info.valid_from}..{info.revoked_at or ''}",
                   f"block time {at}")

@@ -572,9 +572,7 @@ def _check_signatures(proof: InventoryProof, by_index: Mapping[int, SignedReadin
                 _fail(7, f"device key {r.key_id} does not parse: {exc}")
             if pub.key_id != info.key_id:
                 _fail(7, "device key id is not derived from the key", pub.key_id, info.key_id)
-            if anchored_at < int(parse_utc(info.valid_from).timestamp()) or (
-                    info.revoked_at is not None
-                    and anchored_at >= int(parse_utc(info.revoked_at).timestamp())):
+            if not info.valid_at(anchored_at):
                 _fail(7, f"device key {r.key_id} was not valid when the tree head was "
                          "anchored", f"{info.valid_from}..{info.revoked_at or ''}",
                       f"block time {anchored_at}")

@@ -206,6 +206,13 @@ class DeviceKeyInfo(PublicKeyInfo):
     valid_from: UtcTimestamp
     revoked_at: UtcTimestamp | None = None
 
+    def valid_at(self, block_time: int) -> bool:
+        """Whether the key may sign at ``block_time`` (Unix seconds: verifiers pass the
+        time of the block that anchored the leaf): from ``valid_from`` up to, not
+        including, ``revoked_at``."""
+        return parse_utc(self.valid_from).timestamp() <= block_time and (
+            self.revoked_at is None or block_time < parse_utc(self.revoked_at).timestamp())
+
 
 class AnchorRef(_Wire):
     """Where and when a tree head was anchored on chain."""

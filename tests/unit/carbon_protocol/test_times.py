@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carbon_protocol.models import format_utc, parse_utc
+from carbon_protocol.models import DeviceKeyInfo, format_utc, parse_utc
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
@@ -35,3 +35,14 @@ def test_format_and_parse_are_inverse(moment: datetime) -> None:
 def test_other_forms_and_impossible_times_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_utc(text)
+
+
+def test_a_device_key_is_valid_from_its_start_until_just_before_its_revocation() -> None:
+    key = DeviceKeyInfo(suite="intl", key_id="ab" * 16, public_key="cd" * 32,
+                        device="86.1000.1/dev.m1", valid_from="2026-01-01T00:00:00Z",
+                        revoked_at="2026-02-01T00:00:00Z")
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    revoked = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp())
+    assert [key.valid_at(t) for t in (start - 1, start, revoked - 1, revoked)] == [
+        False, True, True, False]
+    assert key.model_copy(update={"revoked_at": None}).valid_at(revoked + 10**9)
